@@ -1,0 +1,1 @@
+"""recon3d.mesh"""
