@@ -41,6 +41,9 @@ __all__ = [
     "mirror_points_px",
     "pts_one_based_to_zero_based",
     "rgb_to_bgr",
+    "uv_obj_to_gltf",
+    "uv_gltf_to_obj",
+    "uv_obj_to_open3d",
     "IBUG68_JAW",
     "IBUG68_MIRROR",
 ]
@@ -222,3 +225,45 @@ def rgb_to_bgr(img: torch.Tensor) -> torch.Tensor:
     [[3.0, 2.0, 1.0]]
     """
     return img.flip(-1)
+
+
+def _flip_v(uv):
+    """``(u, v) -> (u, 1 - v)`` for a numpy array or torch tensor ``(..., 2)``; returns a new array."""
+    if isinstance(uv, torch.Tensor):
+        return torch.stack([uv[..., 0], 1.0 - uv[..., 1]], dim=-1)
+    import numpy as np
+
+    uv = np.asarray(uv)
+    return np.stack([uv[..., 0], 1.0 - uv[..., 1]], axis=-1)
+
+
+def uv_obj_to_gltf(uv):
+    """recon3d/OBJ UV (origin bottom-left, v up) to glTF UV (origin top-left, v down): ``v' = 1 - v``.
+
+    Accepts a numpy array or a torch tensor ``(..., 2)``. (trimesh's ``TextureVisuals`` already
+    uses the OBJ convention and converts when it writes glTF, so recon3d only needs this when it
+    reads or writes raw glTF accessors.)
+
+    >>> uv_obj_to_gltf(torch.tensor([[0.25, 0.0]])).tolist()
+    [[0.25, 1.0]]
+    """
+    return _flip_v(uv)
+
+
+def uv_gltf_to_obj(uv):
+    """Inverse of :func:`uv_obj_to_gltf` (the same flip).
+
+    >>> uv_gltf_to_obj(torch.tensor([[0.25, 1.0]])).tolist()
+    [[0.25, 0.0]]
+    """
+    return _flip_v(uv)
+
+
+def uv_obj_to_open3d(uv):
+    """recon3d/OBJ UV to Open3D's legacy ``TriangleMesh.triangle_uvs`` convention (v = 0 is row 0,
+    the top of the texture image): ``v' = 1 - v``. Pinned by ``tests/test_viewer.py``.
+
+    >>> uv_obj_to_open3d(torch.tensor([[0.0, 0.75]])).tolist()
+    [[0.0, 0.25]]
+    """
+    return _flip_v(uv)

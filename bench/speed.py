@@ -1,0 +1,91 @@
+"""Wall time of the whole reconstruct pipeline per image, with a per-stage breakdown.
+
+    python bench/speed.py [--repeats 5] [--size 512] [--texture-size 1024] [--fast] [IMAGES...]
+
+Default inputs: scikit-image's astronaut and matplotlib's grace_hopper, resized so the longer
+side is ``--size`` pixels. Each image is reconstructed ``--repeats`` times (after one warm-up run,
+which also pays one-off costs such as loading the model and building the UV raster cache) and the
+median per stage is printed. Export (OBJ + MTL + PNG texture + json + extras) is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _inputs(paths: list[str], size: int):
+    from PIL import Image
+
+    from recon3d.io import load_image
+
+    if not paths:
+        import matplotlib.cbook as cbook
+        from skimage.data import astronaut
+
+        srcs = [("astronaut", astronaut()), ("grace_hopper", str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))]
+    else:
+        srcs = [(Path(p).stem, p) for p in paths]
+    out = []
+    for name, src in srcs:
+        img = load_image(src).image.numpy()
+        h, w = img.shape[:2]
+        s = size / max(h, w)
+        pil = Image.fromarray((img * 255).astype(np.uint8)).resize((round(w * s), round(h * s)), Image.LANCZOS)
+        out.append((name, np.asarray(pil)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("images", nargs="*")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--texture-size", type=int, default=1024)
+    ap.add_argument("--fast", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from recon3d.morphable.default import load_default_model
+    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+
+    t0 = time.perf_counter()
+    model = load_default_model()
+    t_model = time.perf_counter() - t0
+    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model load {t_model * 1000:.0f} ms, "
+          f"texture {args.texture_size}^2, fast={args.fast}")
+    stages = ["load", "detect", "fit", "texture", "export", "total"]
+    print(f"{'image':<14}" + "".join(f"{s:>10}" for s in stages) + "   (median seconds)")
+    all_totals = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, img in _inputs(args.images, args.size):
+            runs: dict[str, list[float]] = {s: [] for s in stages}
+            for r in range(args.repeats + 1):
+                t_all = time.perf_counter()
+                rec = reconstruct_all(img, model=model, config=cfg, name=name)[0]
+                t1 = time.perf_counter()
+                rec.save(Path(tmp) / name, formats=["obj"])
+                t_export = time.perf_counter() - t1
+                total = time.perf_counter() - t_all
+                if r == 0:
+                    continue  # warm-up
+                for s in ("load", "detect", "fit", "texture"):
+                    runs[s].append(rec.timings.get(s, float("nan")))
+                runs["export"].append(t_export)
+                runs["total"].append(total)
+            med = {s: statistics.median(v) for s, v in runs.items()}
+            all_totals.extend(runs["total"])
+            print(f"{name:<14}" + "".join(f"{med[s]:>10.3f}" for s in stages))
+    print(f"median total over all images: {statistics.median(all_totals):.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Reconstruct textured 3D faces from photos.
+
+    python -m pipelines.reconstruct img.png --export obj
+    python -m pipelines.reconstruct photos/ "more/*.jpg" --export obj glb --out out --resume
+    python -m pipelines.reconstruct --demo astronaut --export obj
+
+Writes ``OUT/<stem>/`` per face: ``<stem>.obj`` + ``.mtl`` + ``<stem>_texture.png`` (completed UV
+texture; and/or ``.glb``/``.ply``), ``<stem>.json`` (pose in degrees, camera, coefficients, model,
+timings), the visible-only texture and its mask, an overlay image and the 68 landmarks. Each folder
+is written atomically; ``--resume`` skips faces whose folder is complete. One bad image never stops
+a batch. Exit codes: 0 all succeeded, 1 some failed (listed at the end), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, setup_logging
+
+log = logging.getLogger("pipelines.reconstruct")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines.reconstruct", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="*", help="image files, folders or globs")
+    p.add_argument("--demo", choices=DEMOS, help="use a public-domain photo bundled with a dependency")
+    p.add_argument("--export", nargs="+", choices=["obj", "glb", "ply"], default=["obj"], help="mesh formats (default obj)")
+    p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per face")
+    p.add_argument("--resume", action="store_true", help="skip faces whose output folder is already complete")
+    p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
+    p.add_argument("--landmarks", default=None, help="68 landmarks (.pts/.txt/.npy) for a single input: skips detection")
+    p.add_argument("--detector", choices=["dlib", "face_alignment"], default="dlib", help="landmark backend (default dlib)")
+    p.add_argument("--all-faces", action="store_true", help="reconstruct every face (default: the largest)")
+    p.add_argument("--fast", action="store_true", help="fast fitting preset (fewer photometric iterations)")
+    p.add_argument("--no-photometric", action="store_true", help="landmark fit only (no analysis-by-synthesis)")
+    p.add_argument("--texture-size", type=int, default=1024, help="UV texture side in texels (default 1024)")
+    p.add_argument("--delight", action="store_true", help="remove the fitted shading from the texture")
+    p.add_argument("--no-mirror", action="store_true", help="do not mirror visible texels before Poisson blending")
+    p.add_argument("--no-extras", action="store_true", help="write only the mesh, texture and json")
+    add_common(p)
+    return p
+
+
+def _done(out_dir: Path, stem: str, formats: list[str]) -> bool:
+    return (out_dir / f"{stem}.json").is_file() and all((out_dir / f"{stem}.{f}").is_file() for f in formats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    if not args.inputs and not args.demo:
+        parser.print_usage(sys.stderr)
+        print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
+        return 2
+    if args.texture_size < 16 or args.texture_size > 8192:
+        print("error: --texture-size must be between 16 and 8192", file=sys.stderr)
+        return 2
+
+    import torch
+    from tqdm import tqdm
+
+    from recon3d.errors import Recon3DError
+    from recon3d.morphable import load_model
+    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+
+    torch.manual_seed(args.seed)
+    jobs: list[tuple[object, str]] = []
+    if args.demo:
+        src, stem = demo_image(args.demo)
+        jobs.append((src, stem))
+    files, missing = expand_inputs(args.inputs)
+    jobs.extend((f, f.stem) for f in files)
+    if args.landmarks and len(jobs) != 1:
+        print("error: --landmarks needs exactly one input image", file=sys.stderr)
+        return 2
+    # stems must be unique within a batch: suffix duplicates
+    seen: dict[str, int] = {}
+    named = []
+    for src, stem in jobs:
+        k = seen.get(stem, 0)
+        seen[stem] = k + 1
+        named.append((src, stem if k == 0 else f"{stem}_{k}"))
+
+    try:
+        model = load_model(args.model, device=args.device) if args.model else None
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
+                            delight=args.delight, mirror=not args.no_mirror, detector=args.detector)
+    out_root = Path(args.out)
+    failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
+    n_ok = n_skipped = 0
+    show_bar = len(named) > 1 and not args.quiet
+    bar = tqdm(named, desc="reconstruct", unit="img", disable=not show_bar)
+    for src, stem in bar:
+        if args.resume and _done(out_root / stem, stem, args.export):
+            n_skipped += 1
+            continue
+        t0 = time.perf_counter()
+        try:
+            recs = reconstruct_all(src, model=model, landmarks=args.landmarks, config=cfg, all_faces=args.all_faces,
+                                   device=args.device, name=stem)
+            for rec in recs:
+                rec.save(out_root / rec.name, formats=args.export, extras=not args.no_extras)
+                pose = rec.pose_deg
+                msg = (f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
+                       f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
+                if show_bar:
+                    bar.write(msg)
+                elif not args.quiet:
+                    print(msg)
+            n_ok += 1
+        except Recon3DError as e:
+            failures.append((stem, str(e)))
+            log.error("%s: %s", stem, e, exc_info=args.verbose > 0)
+        except Exception as e:  # one bad image never stops a batch
+            failures.append((stem, f"unexpected {e.__class__.__name__}: {e}"))
+            log.error("%s: unexpected error %s: %s", stem, e.__class__.__name__, e, exc_info=True)
+    if not args.quiet or failures:
+        print(f"done: {n_ok} succeeded, {len(failures)} failed, {n_skipped} skipped (already done) -> {out_root}")
+    for stem, why in failures:
+        print(f"  FAILED {stem}: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
