@@ -138,7 +138,7 @@ class Reconstruction:
         cam = self.fit.camera
         verts_cam = cam.to_cam(self.verts_model[None])
         out = render_mesh(verts_cam, self.model.faces, cam.K, (H, W),
-                          uv=self.model.uv, uv_faces=self.model.uv_faces, texture=self.texture[None])
+                          texture_map=(self.model.uv, self.model.uv_faces, self.texture[None]))
         m = out.mask[0] * alpha
         return (out.image[0] * m + self.image * (1 - m)).clamp(0, 1)
 
@@ -281,16 +281,18 @@ def reconstruct_all(
 def reconstruct(image, **kwargs) -> Reconstruction:
     """Reconstruct the largest face in ``image``; see :func:`reconstruct_all` for the arguments.
 
-    >>> # doctest: +SKIP
-    >>> from skimage.data import astronaut
-    >>> rec = reconstruct(astronaut())
-    >>> rec.save("out/astronaut", formats=["obj"])
+    Example (not run as a doctest: it takes seconds)::
+
+        from skimage.data import astronaut
+        rec = reconstruct(astronaut())
+        rec.save("out/astronaut", formats=["obj"])
     """
     kwargs.pop("all_faces", None)
     return reconstruct_all(image, all_faces=False, **kwargs)[0]
 
 
 def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, cb) -> Reconstruction:
+    from .conventions import opencv_to_opengl_cam
     from .fitting import fit
     from .mesh.geometry import vertex_normals
     from .render import sh_shading
@@ -302,8 +304,7 @@ def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, 
 
     t0 = time.perf_counter()
     cb("fit", 0.1)
-    res = fit(image_b, lmk_b, model=model, config=fc,
-              callback=lambda it, state=None: None)
+    res = fit(image_b, lmk_b, model=model, config=fc)
     timings["fit"] = time.perf_counter() - t0
     cb("texture", 0.7)
 
@@ -311,20 +312,20 @@ def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, 
     with torch.no_grad():
         verts_model = res.verts_model.detach()
         verts_cam = res.verts_cam.detach()
-        uvr = uv_raster(model, config.texture_size)
+        uvr = uv_raster(model, resolution=config.texture_size)
         normals_cam = vertex_normals(verts_cam, model.faces)
         unwrapped = unwrap_texture(image_b, verts_cam, model.faces, res.camera.K, uvr, normals=normals_cam)
         albedo_v = model.albedo(res.params.albedo)
-        albedo_uv = bake_vertex_attr_to_uv(albedo_v, uvr)
-        shading_v = sh_shading(normals_cam, res.params.light)
-        shading_uv = bake_vertex_attr_to_uv(shading_v, uvr)
+        albedo_uv = bake_vertex_attr_to_uv(albedo_v, model.faces, uvr)
+        shading_v = sh_shading(opencv_to_opengl_cam(normals_cam), res.params.light)
+        shading_uv = bake_vertex_attr_to_uv(shading_v, model.faces, uvr)
         tex_vis = unwrapped.texture
         if config.delight:
             tex_vis = remove_shading(tex_vis, shading_uv)
             target = albedo_uv
         else:
             target = (albedo_uv * shading_uv).clamp(0, 1)
-        completed = complete_texture(tex_vis, unwrapped.visible, target, uvr, mirror=config.mirror)
+        completed = complete_texture(tex_vis, unwrapped.visible, target, uvr, mirror=config.mirror, keep_visible=True)
     timings["texture"] = time.perf_counter() - t0
     cb("done", 1.0)
     return Reconstruction(

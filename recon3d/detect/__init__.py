@@ -1,1 +1,151 @@
-"""recon3d.detect"""
+"""recon3d.detect: face detection and 68-point iBUG landmarks.
+
+Backends:
+
+* ``"dlib"`` (default): dlib's HOG detector with fallbacks (upsampling, the MMOD CNN detector on
+  a downscaled copy, a verified centre-box start for tight crops) and dlib's 68-point shape
+  predictor, from ``dlib-bin`` + ``face-recognition-models``. See :mod:`recon3d.detect.dlib_backend`.
+* ``"face_alignment"`` (optional): the ``face-alignment`` package, used only when its weights are
+  already on disk; see :mod:`recon3d.detect.fa_backend`.
+
+Landmarks are 0-based pixel centres of the input image (``recon3d/conventions.py``).
+
+Example (not run as a doctest: it loads the dlib models)::
+
+    from recon3d.io import load_image
+    from recon3d.detect import detect_landmarks
+    face = detect_landmarks(load_image("photo.jpg"))
+    face.lmk_px  # (68, 2) float32
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..errors import NoFaceError
+from .base import FaceDetection, image_to_uint8_rgb
+from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, PLAIN_HOG
+
+__all__ = [
+    "FaceDetection",
+    "detect_faces",
+    "detect_landmarks",
+    "BACKENDS",
+    "DLIB_STAGES",
+    "DEFAULT_STAGES",
+    "PLAIN_HOG",
+]
+
+log = logging.getLogger(__name__)
+
+#: Names accepted by ``backend=``.
+BACKENDS = ("dlib", "face_alignment")
+
+
+def _unwrap(image) -> tuple[torch.Tensor | np.ndarray, str | None]:
+    # Accept a recon3d.io.LoadedImage without importing recon3d.io here.
+    if hasattr(image, "image") and hasattr(image, "original_mode"):
+        return image.image, image.name
+    return image, None
+
+
+def detect_faces(
+    image: torch.Tensor | np.ndarray,
+    *,
+    backend: str = "dlib",
+    all_faces: bool = False,
+    stages: tuple[str, ...] | None = None,
+    max_side: int = 1024,
+    timings: dict[str, float] | None = None,
+) -> list[FaceDetection]:
+    """Detect faces and their 68 landmarks.
+
+    Args:
+        image: ``(H, W, 3)`` (or ``(1, H, W, 3)``) float32 RGB in ``[0, 1]``, a uint8 array, or a
+            :class:`recon3d.io.LoadedImage`.
+        backend: ``"dlib"`` or ``"face_alignment"``.
+        all_faces: return every face; by default only the largest.
+        stages: dlib only: which stages of :data:`DLIB_STAGES` to run (default
+            :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone).
+        max_side: dlib only: HOG runs on a copy whose longest side is at most this.
+        timings: if given, filled with milliseconds per stage (dlib only).
+
+    Returns:
+        Detections sorted by box area, largest first (empty if no face).
+
+    Raises:
+        ShapeError: bad image shape or dtype.
+        BackendUnavailableError: the backend (or its model files) is not available.
+        ValueError: unknown backend or stage.
+    """
+    img, _ = _unwrap(image)
+    u8 = image_to_uint8_rgb(img, "detect_faces()")
+    if backend == "dlib":
+        from .dlib_backend import detect_faces_dlib
+
+        raw = detect_faces_dlib(
+            u8,
+            all_faces=all_faces,
+            stages=DEFAULT_STAGES if stages is None else tuple(stages),
+            max_side=max_side,
+            timings=timings,
+        )
+    elif backend == "face_alignment":
+        from .fa_backend import detect_faces_fa
+
+        raw = detect_faces_fa(u8)
+    else:
+        raise ValueError(f"detect_faces(): unknown backend {backend!r}; choose from {BACKENDS}")
+    dets = [
+        FaceDetection(
+            box_xyxy=torch.tensor(np.asarray(box, dtype=np.float32)),
+            score=float(score),
+            lmk_px=torch.tensor(np.asarray(lmk, dtype=np.float32)),
+            method=method,
+        )
+        for box, score, lmk, method in raw
+    ]
+    dets.sort(key=lambda d: -d.area)
+    if not all_faces:
+        dets = dets[:1]
+    return dets
+
+
+def detect_landmarks(
+    image: torch.Tensor | np.ndarray,
+    *,
+    backend: str = "dlib",
+    name: str | None = None,
+    stages: tuple[str, ...] | None = None,
+    max_side: int = 1024,
+) -> FaceDetection:
+    """The largest face in ``image`` and its 68 landmarks.
+
+    Args:
+        image: as for :func:`detect_faces`.
+        backend: ``"dlib"`` or ``"face_alignment"``.
+        name: how to call the image in the error message (defaults to the file name of a
+            ``LoadedImage``, else ``"<image HxW>"``).
+        stages: dlib stages, as for :func:`detect_faces`.
+        max_side: as for :func:`detect_faces`.
+
+    Returns:
+        The largest :class:`FaceDetection`.
+
+    Raises:
+        NoFaceError: ``"no face found in <name>: ..."`` when every stage fails.
+    """
+    img, loaded_name = _unwrap(image)
+    dets = detect_faces(img, backend=backend, all_faces=False, stages=stages, max_side=max_side)
+    if not dets:
+        shape = tuple(img.shape)
+        label = name or loaded_name or f"<image {shape[-3]}x{shape[-2]}>"
+        tried = ", ".join(DEFAULT_STAGES if stages is None else stages) if backend == "dlib" else backend
+        raise NoFaceError(
+            f"no face found in {label}: backend {backend!r} (tried {tried}) found nothing; "
+            "supply landmarks with a .pts/.txt/.npy file, or crop the image around the face"
+        )
+    return dets[0]

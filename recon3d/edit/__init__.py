@@ -1,1 +1,22 @@
-"""recon3d.edit"""
+"""recon3d.edit: render-and-refine editing of a reconstructed photo.
+
+* :func:`rotate_face` / :func:`rotate_views` / :func:`frontalize`: re-pose the head inside the
+  whole photo (face re-rendered with the completed texture relit by the fitted SH; background and
+  hair warped over an anchor mesh; see :mod:`recon3d.edit.rotate`).
+* :func:`deocclude` / :func:`detect_occlusion`: find the face pixels the fitted model cannot
+  explain and replace them with the 3D face, Poisson-blended (thesis ch. 5 ``I_p``; see
+  :mod:`recon3d.edit.deocclude`).
+
+All take a :class:`recon3d.reconstruct.Reconstruction`. See docs/EDITING.md.
+"""
+
+from .deocclude import DeoccludeResult, OcclusionEstimate, deocclude, detect_occlusion
+from .rotate import RotateResult, frontalize, mesh_boundary_vertices, rotate_face, rotate_views
+from .synthetic import make_synthetic_reconstruction
+from .warp import WarpResult, triangulate, warp_triangles
+
+__all__ = [
+    "rotate_face", "rotate_views", "frontalize", "RotateResult", "mesh_boundary_vertices",
+    "deocclude", "detect_occlusion", "DeoccludeResult", "OcclusionEstimate",
+    "warp_triangles", "triangulate", "WarpResult", "make_synthetic_reconstruction",
+]

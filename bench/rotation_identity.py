@@ -1,0 +1,188 @@
+"""Identity preservation of recon3d.edit.rotate_face (the protocol of seed 000 Tables 3-4 / thesis
+Table 4.2, with dlib's descriptor instead of the papers' face-recognition networks).
+
+Usage::
+
+    python bench/rotation_identity.py ../shared/identity/lfw
+    python bench/rotation_identity.py ../shared/identity/deepface
+
+Identities: for a folder with ``master.csv`` (columns ``file_x,file_y,Decision``) the "Yes" pairs
+are joined into identities (union-find); otherwise the identity is the file stem without a trailing
+``_enroll``/``_verify`` and index (LFW fixtures: ``lucy_liu_enroll.jpg``).
+
+Each photo is a probe: it is reconstructed (fast fit) and rotated to the absolute target yaws
+0, ±15, ±30, ±45 (pitch 0). The gallery is every OTHER original photo (dlib descriptor from
+dlib's own detector and 68-point predictor). Per target yaw we report rank-1 identification
+(nearest gallery descriptor has the probe's identity; only probes whose identity has another
+photo in the gallery) and the verification rate (fraction of genuine probe-gallery pairs with
+euclidean distance < 0.6, dlib's standard threshold) with the false-accept rate of the impostor
+pairs, plus the "front" identity cosine between the input and its frontalized output (thesis
+Table 4.2). Rotated faces are aligned for the descriptor with the landmarks of the rotated mesh.
+FID is not reported: it needs Inception weights, which are not available offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
+
+
+def fmt(a: list) -> str:
+    return f"{np.mean(a):.3f}" if a else "-"
+
+
+def identities(folder: Path) -> dict[Path, str]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    master = folder / "master.csv"
+    if master.is_file():
+        parent = {f.name: f.name for f in files}
+
+        def find(a):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        with master.open() as fh:
+            for row in csv.DictReader(fh):
+                a, b = row["file_x"], row["file_y"]
+                if row["Decision"].strip().lower() == "yes" and a in parent and b in parent:
+                    parent[find(a)] = find(b)
+        return {f: find(f.name) for f in files}
+    return {f: re.sub(r"_(enroll|verify)(_\d+)?$", "", f.stem) for f in files}
+
+
+def rotated_landmarks(rec, r) -> np.ndarray:
+    """``(68, 2)`` landmarks of a rotated mesh projected with the original camera."""
+    from recon3d.camera import project_points
+
+    lmk3d = rec.model.landmarks(r.verts_cam[None].to(rec.model.mean.dtype))  # camera-frame points
+    K = rec.fit.camera.K.detach().float().cpu()
+    return project_points(lmk3d.float().cpu(), K)[0].detach().numpy().astype(np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="identity folder (LFW fixtures or deepface with master.csv)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many probes")
+    p.add_argument("--texture-size", type=int, default=256)
+    p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="write per-probe results here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+
+    import torch
+    from tqdm import tqdm
+
+    from recon3d.edit import frontalize, rotate_views
+    from recon3d.edit.identity import (
+        DLIB_SAME_PERSON_DISTANCE,
+        descriptor_cosine,
+        descriptor_distance,
+        face_descriptor,
+    )
+    from recon3d.io import load_image
+    from recon3d.reconstruct import ReconstructConfig, reconstruct
+
+    torch.set_num_threads(args.threads)
+    ids = identities(folder)
+    files = list(ids)
+    model = None
+    if args.model:
+        from recon3d.morphable import load_model
+
+        model = load_model(args.model)
+    gallery: dict[Path, np.ndarray] = {}
+    for f in files:
+        d = face_descriptor(load_image(f).image)
+        if d is not None:
+            gallery[f] = d
+    probes = files[: args.limit] if args.limit else files
+    cfg = ReconstructConfig(texture_size=args.texture_size, fast=True)
+    log = logging.getLogger("bench.rotation_identity")
+    rows = []
+    for f in tqdm(probes, desc="rotation-identity", unit="img"):
+        row = {"file": f.name, "identity": ids[f]}
+        try:
+            t0 = time.perf_counter()
+            rec = reconstruct(f, model=model, config=cfg, name=f.stem)
+            views = rotate_views(rec, [(y, 0.0) for y in YAWS], absolute=True)
+            front = frontalize(rec)
+            row["seconds"] = time.perf_counter() - t0
+            row["input_yaw"] = rec.pose_deg["yaw"]
+            d_in = gallery.get(f)
+            if d_in is None:
+                d_in = face_descriptor(rec.image, lmk_px=rec.lmk_detected_px)
+            d_front = face_descriptor(front.image, lmk_px=rotated_landmarks(rec, front))
+            row["front_cos"] = descriptor_cosine(d_in, d_front)
+            others = [(g, d) for g, d in gallery.items() if g != f]
+            row["per_yaw"] = {}
+            for y, r in zip(YAWS, views, strict=True):
+                d = face_descriptor(r.image, lmk_px=rotated_landmarks(rec, r))
+                dist = np.array([descriptor_distance(d, dg) for _, dg in others])
+                same = np.array([ids[g] == ids[f] for g, _ in others])
+                row["per_yaw"][str(y)] = {
+                    "rank1": bool(same[np.argmin(dist)]) if same.any() else None,
+                    "genuine_accept": float((dist[same] < DLIB_SAME_PERSON_DISTANCE).mean()) if same.any() else None,
+                    "impostor_accept": float((dist[~same] < DLIB_SAME_PERSON_DISTANCE).mean()) if (~same).any() else None,
+                    "cos_to_input": descriptor_cosine(d, d_in),
+                }
+        except Exception as e:  # one bad image never stops the benchmark
+            log.error("%s: %s: %s", f.name, e.__class__.__name__, e)
+            row["error"] = f"{e.__class__.__name__}: {e}"
+        rows.append(row)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+
+    # the same protocol on the original photos (no rotation): the reference
+    base_r1, base_ga, base_ia = [], [], []
+    for f, d in gallery.items():
+        others = [(g, dg) for g, dg in gallery.items() if g != f]
+        same = np.array([ids[g] == ids[f] for g, _ in others])
+        if not same.any():
+            continue
+        dist = np.array([descriptor_distance(d, dg) for _, dg in others])
+        base_r1.append(bool(same[np.argmin(dist)]))
+        base_ga.append(float((dist[same] < DLIB_SAME_PERSON_DISTANCE).mean()))
+        if (~same).any():
+            base_ia.append(float((dist[~same] < DLIB_SAME_PERSON_DISTANCE).mean()))
+    ok = [r for r in rows if "error" not in r]
+    print(f"{folder}: {len(files)} photos, {len(set(ids.values()))} identities, {len(gallery)} with a dlib face; "
+          f"{len(ok)} probes rotated, {len(rows) - len(ok)} failed")
+    print("| target yaw | n | rank-1 | verification (d<0.6) | impostor accept | cos to input |")
+    print("|---|---|---|---|---|---|")
+    if base_r1:
+        print(f"| original photos (no edit) | {len(base_r1)} | {np.mean(base_r1):.3f} | {np.mean(base_ga):.3f} | "
+              f"{fmt(base_ia)} | 1 |")
+    for y in YAWS:
+        v = [r["per_yaw"][str(y)] for r in ok]
+        r1 = [x["rank1"] for x in v if x["rank1"] is not None]
+        ga = [x["genuine_accept"] for x in v if x["genuine_accept"] is not None]
+        ia = [x["impostor_accept"] for x in v if x["impostor_accept"] is not None]
+        cs = [x["cos_to_input"] for x in v]
+        print(f"| {y:+.0f} | {len(r1)} | {fmt(r1)} | {fmt(ga)} | {fmt(ia)} | {fmt(cs)} |")
+    if ok:
+        print(f"front identity cosine (input vs frontalized, thesis Table 4.2 'front'): "
+              f"{np.mean([r['front_cos'] for r in ok]):.3f} (n={len(ok)})")
+        print(f"median seconds per probe (reconstruct + 7 views + frontal): {np.median([r['seconds'] for r in ok]):.1f}")
+    print("FID: not reported (needs Inception weights; not available offline)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

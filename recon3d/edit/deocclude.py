@@ -1,0 +1,389 @@
+"""Face de-occlusion with the 3D face as the prior (thesis ch. 5, training-free).
+
+The thesis defines the occlusion mask as the rendered 3DMM face region minus the visible face
+region, ``M_o = M_m - M_m * M_f`` (eq. 5.1), and supervises its generator with ``I_p``, the
+Poisson blend of the visible face and the rendered 3D face. Without a parsing network we find the
+visible face region ``M_f`` from the robust photometric fit itself:
+
+1. Render the fitted 3DMM (its albedo, lit by the fitted SH) and the model's region labels.
+2. Per face pixel, compare the photo with that prediction in a lighting-normalised colour space:
+   ``log(R/G)``, ``log(B/G)`` and ``log(luma)``, each minus the same quantity of the prediction.
+   The model explains skin up to a per-image offset, so a Gaussian is fitted (robustly: median/MAD
+   start, then mean/covariance of the inliers, twice) to the skin pixels of this same image.
+3. Skin-region pixels whose Mahalanobis distance exceeds ``threshold`` are occluders. Eyes,
+   brows and lips are not skin-coloured, so there the occluder mask only grows from adjacent
+   occluded skin into pixels that are also far (half the threshold) from the skin model; this
+   lets sunglasses cover the eyes but keeps bare eyes and lips visible.
+4. Morphological cleanup scaled by the face size: opening, removal of small blobs, closing,
+   hole filling. A band along the rendered silhouette (2% of the face size) is never called
+   occluded (fit misalignment there is not an occluder).
+
+Filling (the thesis's ``I_p``): the photo is re-unwrapped into UV *excluding texels seen through
+the occlusion mask* (so the fill never copies the occluder), de-lit by the fitted shading, completed
+by mirroring and Poisson blending into the fitted 3DMM albedo (:func:`recon3d.texture.complete_texture`
+with ``keep_visible=True``), rendered at the fitted pose relit by the fitted SH, and Poisson-blended
+into the photo over the (slightly dilated) occlusion mask. Every pixel outside the returned
+``occlusion_mask`` is exactly the input pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ShapeError
+from ._common import (
+    _np,
+    check_rec,
+    diffuse_fill,
+    dilate,
+    disk,
+    erode,
+    poisson_paste,
+    vertex_shading,
+    verts_cam_of,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OcclusionEstimate", "DeoccludeResult", "detect_occlusion", "deocclude"]
+
+_SKIN_LABELS = (1, 5)  # skin, nose (recon3d.morphable.model.REGION_NAMES)
+_FEATURE_LABELS = (2, 3, 4)  # eyes, brows, lips
+#: noise floor (std, log units) added to the skin model's covariance: a near-perfect fit must not
+#: turn 5% colour deviations into occluders
+_FEATURE_FLOOR = np.array([0.04, 0.04, 0.06])
+#: mixture components of the absolute chroma model (skin, occluder(s), hair/background at the rim)
+_N_CHROMA = 3
+
+
+@dataclass(frozen=True)
+class OcclusionEstimate:
+    """Output of :func:`detect_occlusion` (all ``(H, W)``).
+
+    Attributes:
+        face_mask: bool, the rendered 3DMM face region ``M_m``.
+        visible_face_mask: bool, ``M_f``: face pixels the model explains.
+        occlusion_mask: bool, ``M_o = M_m - M_f``.
+        score: float32 Mahalanobis distance (squared) to the image's skin model, 0 off the face.
+    """
+
+    face_mask: torch.Tensor
+    visible_face_mask: torch.Tensor
+    occlusion_mask: torch.Tensor
+    score: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DeoccludeResult:
+    """Output of :func:`deocclude`.
+
+    Attributes:
+        image: ``(H, W, 3)`` float32 de-occluded photo; equal to the input outside ``occlusion_mask``.
+        occlusion_mask: ``(H, W)`` bool, the pixels that were replaced.
+        face_mask: ``(H, W)`` bool, rendered 3DMM face region.
+        visible_face_mask: ``(H, W)`` bool, face pixels kept as they were (``face_mask & ~occlusion_mask``).
+        rendered: ``(H, W, 3)`` float32 the 3D face with the re-completed texture, relit (``I_m``).
+        texture: ``(Ht, Wt, 3)`` the re-completed albedo texture (occluder texels excluded).
+    """
+
+    image: torch.Tensor
+    occlusion_mask: torch.Tensor
+    face_mask: torch.Tensor
+    visible_face_mask: torch.Tensor
+    rendered: torch.Tensor
+    texture: torch.Tensor
+
+
+def _render_model(rec):
+    """Fragments, lit 3DMM-albedo prediction, coverage and per-pixel region label at the fitted pose."""
+    from ..conventions import opencv_to_opengl_cam
+    from ..mesh.geometry import vertex_normals
+    from ..render import interpolate, rasterize, sh_shading
+
+    H, W = rec.image.shape[:2]
+    m = rec.model.to("cpu")
+    vc = verts_cam_of(rec)
+    K = rec.fit.camera.K.detach().float().cpu()
+    frags = rasterize(vc, m.faces, K, (H, W))
+    cov = frags.tri_id[0] >= 0
+    albedo = m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1)
+    n = interpolate(vertex_normals(vc, m.faces), frags, m.faces)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    shade = sh_shading(opencv_to_opengl_cam(n), rec.fit.params.light.detach().float().cpu())
+    pred = (interpolate(albedo, frags, m.faces) * shade)[0]
+    labels = m.region_labels.long().clamp(0, 5)
+    onehot = torch.nn.functional.one_hot(labels, 6).float()[None]
+    lab = interpolate(onehot, frags, m.faces)[0].argmax(-1)
+    return frags, pred.numpy(), cov.numpy(), lab.numpy()
+
+
+def _features(img: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    eps = 0.02
+    li = np.log(np.clip(img, 0, None) + eps)
+    lp = np.log(np.clip(pred, 0, None) + eps)
+    luma = np.array([0.299, 0.587, 0.114])
+    yi = np.log(np.clip(img, 0, None) @ luma + eps)
+    yp = np.log(np.clip(pred, 0, None) @ luma + eps)
+    return np.stack([(li[..., 0] - li[..., 1]) - (lp[..., 0] - lp[..., 1]),
+                     (li[..., 2] - li[..., 1]) - (lp[..., 2] - lp[..., 1]), yi - yp], -1)
+
+
+def _robust_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian of the skin features. The start is the fit's own prediction (features 0: the model
+    explains the pixel) with a generous spread, not the median, so an occluder covering most of
+    the skin (a face mask) cannot capture the model; then mean/covariance of the inliers, twice."""
+    spread = np.array([0.12, 0.12, 0.25])
+    mu0 = np.zeros(3)
+    inl = (np.abs(x - mu0) / spread < 2.5).all(1)
+    if inl.sum() < max(10, 0.1 * len(x)):  # the fit is off in colour/brightness: fall back to the median
+        mu0 = np.median(x, 0)
+        inl = (np.abs(x - mu0) / spread < 2.5).all(1)
+    mu, cov = mu0, np.diag(spread ** 2)
+    for _ in range(2):
+        if inl.sum() < 10:
+            break
+        mu = x[inl].mean(0)
+        cov = np.cov(x[inl].T) + np.diag(_FEATURE_FLOOR ** 2)
+        d2 = _mahal(x, mu, cov)
+        inl = d2 < 9.0
+    return mu, cov
+
+
+def _chroma(img: np.ndarray) -> np.ndarray:
+    eps = 0.02
+    li = np.log(np.clip(img, 0, None) + eps)
+    return np.stack([li[..., 0] - li[..., 1], li[..., 2] - li[..., 1]], -1)
+
+
+def _chroma_gaussian(x: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute skin chroma of this image. A 3-component Gaussian mixture (EM, started at the mode
+    of the 2-D chroma histogram and farthest points) separates skin from a large
+    occluder; the component kept is the one that best explains the chroma the fitted model predicts
+    (``prior``), weighted by its size. Then mean/covariance of the pixels near it."""
+    from scipy import ndimage
+
+    b = 0.02
+    lo = x.min(0)
+    idx = np.floor((x - lo) / b).astype(int)
+    shape = tuple(np.minimum(idx.max(0) + 1, 400))
+    idx = np.minimum(idx, np.array(shape) - 1)
+    hist = np.zeros(shape)
+    np.add.at(hist, (idx[:, 0], idx[:, 1]), 1.0)
+    hist = ndimage.gaussian_filter(hist, 1.5)
+    mode = lo + (np.array(np.unravel_index(np.argmax(hist), shape)) + 0.5) * b
+    mus = [mode]
+    for _ in range(_N_CHROMA - 1):  # farthest-point initialisation (pulled halfway back to the data)
+        d = np.min([((x - m) ** 2).sum(1) for m in mus], 0)
+        mus.append(0.5 * (x[np.argmax(d)] + mode))
+    mus = np.stack(mus)
+    K = len(mus)
+    covs = np.stack([np.eye(2) * 0.05 ** 2] * K)
+    w = np.full(K, 1.0 / K)
+    for _ in range(20):
+        ll = np.stack([np.log(w[k] + 1e-12) - 0.5 * _mahal2(x, mus[k], covs[k]) - 0.5 * np.log(np.linalg.det(covs[k]))
+                       for k in range(K)], 1)
+        ll -= ll.max(1, keepdims=True)
+        resp = np.exp(ll)
+        resp /= resp.sum(1, keepdims=True)
+        nk = resp.sum(0) + 1e-9
+        w = nk / nk.sum()
+        for k in range(K):
+            mus[k] = (resp[:, k:k + 1] * x).sum(0) / nk[k]
+            d = x - mus[k]
+            covs[k] = (resp[:, k, None, None] * d[:, :, None] * d[:, None, :]).sum(0) / nk[k] + np.eye(2) * 0.02 ** 2
+    prior = np.asarray(prior, float)
+    score = [np.log(w[k] + 1e-12) - 0.5 * _mahal2(prior[None], mus[k], covs[k] + np.eye(2) * 0.1 ** 2)[0]
+             - 0.5 * np.log(np.linalg.det(covs[k] + np.eye(2) * 0.1 ** 2)) for k in range(K)]
+    k = int(np.argmax(score))
+    return _chroma_iterate(x, mus[k], covs[k] + np.eye(2) * 0.03 ** 2)
+
+
+def _chroma_iterate(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    for _ in range(3):
+        inl = _mahal2(x, mu, cov) < 6.0
+        if inl.sum() < 10:
+            break
+        mu = x[inl].mean(0)
+        cov = np.cov(x[inl].T) + np.eye(2) * 0.03 ** 2
+    return mu, cov
+
+
+def _mahal2(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    d = x - mu
+    return np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
+
+
+def _mahal(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    ic = np.linalg.inv(cov)
+    d = x - mu
+    return np.einsum("...i,ij,...j->...", d, ic, d)
+
+
+def _refine_boundary(img: np.ndarray, occ: np.ndarray, domain: np.ndarray, clean: np.ndarray, r: int) -> np.ndarray:
+    """Snap the occluder mask to colour edges: near its border (within 4r px), a pixel belongs to
+    the occluder when a Gaussian of the occluder's core colours (RGB) explains it better than a
+    Gaussian of the confidently visible face colours nearby."""
+    from scipy import ndimage
+
+    if occ.sum() < 30:
+        return occ
+    core = erode(occ, r)
+    if core.sum() < 20:
+        core = occ
+    ring = dilate(occ, 4 * r) & domain
+    ref = clean & ring & ~occ
+    if ref.sum() < 20:
+        ref = clean
+    if ref.sum() < 20:
+        return occ
+
+    def loglik(x, sel):
+        mu = x[sel].mean(0)
+        cov = np.cov(x[sel].T) + np.eye(3) * 1e-3
+        return -0.5 * _mahal(x, mu, cov) - 0.5 * np.log(np.linalg.det(cov))
+
+    band = ring & ~core
+    lo = loglik(img, core)
+    ls = loglik(img, ref)
+    out = core | (band & (lo > ls))
+    out = ndimage.binary_opening(out, disk(1)) | core
+    lbl, n = ndimage.label(out)
+    if n > 1:  # keep the parts connected to the detected occluders
+        keep = np.unique(lbl[occ & out])
+        out = np.isin(lbl, keep[keep > 0])
+    return ndimage.binary_fill_holes(out) & domain
+
+
+def detect_occlusion(rec, *, threshold: float = 16.0, min_blob: float = 0.004) -> OcclusionEstimate:
+    """Find the pixels of the rendered face region that the fitted model cannot explain.
+
+    Args:
+        rec: a :class:`recon3d.reconstruct.Reconstruction`.
+        threshold: squared Mahalanobis distance (3 dof) above which a skin pixel is an occluder
+            (16 ~ chi-square 99.9%).
+        min_blob: occluder blobs smaller than this fraction of the face area are dropped.
+
+    Returns:
+        :class:`OcclusionEstimate`.
+    """
+    from scipy import ndimage
+
+    check_rec("detect_occlusion()", rec)
+    img = _np(rec.image).astype(np.float64)
+    _, pred, cov, lab = _render_model(rec)
+    face = cov
+    n_face = int(face.sum())
+    if n_face < 30:
+        z = np.zeros(face.shape, bool)
+        return OcclusionEstimate(torch.from_numpy(face), torch.from_numpy(face), torch.from_numpy(z),
+                                 torch.zeros(face.shape))
+    size = np.sqrt(n_face)
+    r = max(1, int(round(size / 60)))
+    inner = erode(face, max(1, int(round(0.02 * size))))
+    feats = _features(img, pred)
+    skin = inner & np.isin(lab, _SKIN_LABELS)
+    feature = inner & np.isin(lab, _FEATURE_LABELS)
+    sample = skin if skin.sum() >= 30 else inner
+    mu, c = _robust_gaussian(feats[sample])
+    d2_rel = _mahal(feats, mu, c)
+    chroma = _chroma(img)
+    mu_a, c_a = _chroma_gaussian(chroma[sample], np.median(_chroma(pred)[sample], 0))
+    d2_abs = _mahal2(chroma, mu_a, c_a) * (16.0 / 13.8)  # 2 dof: put 99.9% on the same scale as 3 dof
+    d2 = np.where(face, np.maximum(d2_rel, d2_abs), 0.0)
+    occ = skin & (d2 > threshold)
+    occ |= inner & ~np.isin(lab, _FEATURE_LABELS + _SKIN_LABELS) & (d2 > threshold)
+    occ = ndimage.binary_opening(occ, disk(r))
+    cand = feature & (d2 > 0.5 * threshold)
+    occ = ndimage.binary_propagation(dilate(occ, r) & (occ | cand), mask=occ | cand)
+    lbl, n = ndimage.label(occ)
+    if n:
+        sizes = ndimage.sum(occ, lbl, index=np.arange(1, n + 1))
+        keep = np.flatnonzero(sizes >= min_blob * n_face) + 1
+        occ = np.isin(lbl, keep)
+    occ = ndimage.binary_closing(occ, disk(2 * r)) & inner
+    occ = ndimage.binary_fill_holes(occ) & inner
+    occ = _refine_boundary(img, occ, inner, ~occ & inner & (d2 < 0.5 * threshold), r)
+    visible = face & ~occ
+    return OcclusionEstimate(face_mask=torch.from_numpy(face), visible_face_mask=torch.from_numpy(visible),
+                             occlusion_mask=torch.from_numpy(occ), score=torch.from_numpy(d2.astype(np.float32)))
+
+
+def _occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
+    """Unwrap the photo again without the texels seen through ``occ``, de-light and complete it."""
+    from ..texture import bake_vertex_attr_to_uv, complete_texture, remove_shading, unwrap_texture, uv_raster
+
+    m = rec.model.to("cpu")
+    vc = verts_cam_of(rec)
+    K = rec.fit.camera.K.detach().float().cpu()
+    uvr = uv_raster(m, resolution=texture_size)
+    img = rec.image.float().cpu()[None]
+    unw = unwrap_texture(img, vc, m.faces, K, uvr)
+    occ_img = torch.from_numpy(dilate(occ, 2).astype(np.float32))[None, ..., None].expand(1, *occ.shape, 3).contiguous()
+    occ_uv = unwrap_texture(occ_img, vc, m.faces, K, uvr).texture[..., 0]
+    visible = unw.visible & (occ_uv < 0.01)
+    shading_uv = bake_vertex_attr_to_uv(vertex_shading(rec, vc), m.faces, uvr, fill=1.0)
+    tex_alb = remove_shading(unw.texture, shading_uv, max_value=1.5)
+    albedo_uv = bake_vertex_attr_to_uv(m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1), m.faces, uvr)
+    comp = complete_texture(tex_alb, visible, albedo_uv, uvr, mirror=True, keep_visible=True, clamp=False)
+    return comp.texture[0].clamp(0, 1.5)
+
+
+def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int = 2,
+              threshold: float = 16.0) -> DeoccludeResult:
+    """Remove occluders (glasses, hands, hair, masks...) from the face of a reconstruction.
+
+    Args:
+        rec: a :class:`recon3d.reconstruct.Reconstruction`.
+        mask: optional user occlusion mask ``(H, W)`` (bool, or numbers > 0.5 true; numpy or torch).
+            It is used exactly as given (no detection, no dilation); outside the rendered face the
+            fill is a smooth membrane interpolation.
+        texture_size: side of the re-completed UV texture (default: that of ``rec.texture``, at
+            most 512).
+        dilate_px: the detected mask is grown by this many pixels (inside the face) before filling,
+            to cover the occluders' soft edges.
+        threshold: see :func:`detect_occlusion`.
+
+    Returns:
+        :class:`DeoccludeResult`; its image equals the input wherever ``occlusion_mask`` is False.
+
+    Raises:
+        ShapeError: ``mask`` is not ``(H, W)``.
+    """
+    from ._common import render_textured
+
+    check_rec("deocclude()", rec)
+    img = _np(rec.image).astype(np.float32)
+    H, W = img.shape[:2]
+    if mask is not None:
+        um = _np(mask)
+        if um.ndim == 3 and um.shape[-1] in (1, 3, 4):
+            um = um[..., 0]
+        if um.shape != (H, W):
+            raise ShapeError(f"deocclude(): mask must be ({H}, {W}) like the image, got {tuple(_np(mask).shape)}")
+        occ = um > 0.5 if um.dtype != bool else um.copy()
+        _, _, face, _ = _render_model(rec)
+        omega = occ
+    else:
+        est = detect_occlusion(rec, threshold=threshold)
+        face = est.face_mask.numpy()
+        occ = est.occlusion_mask.numpy()
+        omega = dilate(occ, dilate_px) & erode(face, 1) if occ.any() else occ
+    ts = texture_size or min(int(rec.texture.shape[0]), 512)
+    tex = _occluder_free_texture(rec, omega, ts)
+    out = render_textured(rec, verts_cam_of(rec), tex, (H, W), light=rec.fit.params.light.detach().float().cpu())
+    rendered = out.image[0].clamp(0, 1).numpy().astype(np.float32)
+    cov = out.mask[0, ..., 0].clamp(0, 1).numpy().astype(np.float32)[..., None]
+    if omega.any():
+        outside = omega & (cov[..., 0] < 0.999)
+        base = diffuse_fill(img, outside) if outside.any() else img
+        src = cov * rendered + (1 - cov) * base
+        result = poisson_paste(img, src, omega)
+    else:
+        result = img.copy()
+    return DeoccludeResult(image=torch.from_numpy(result), occlusion_mask=torch.from_numpy(omega),
+                           face_mask=torch.from_numpy(face), visible_face_mask=torch.from_numpy(face & ~omega),
+                           rendered=torch.from_numpy(rendered), texture=tex)

@@ -1,0 +1,90 @@
+"""Face identity descriptors for the editing benchmarks: dlib's 128-D ResNet descriptor
+(``dlib_face_recognition_resnet_model_v1``, shipped in ``face-recognition-models``), computed on
+the chip aligned by 68 landmarks. dlib's standard verification rule: same person when the
+euclidean distance of two descriptors is below 0.6.
+
+dlib is imported only inside the functions (optional dependency of the dlib detector backend).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["face_descriptor", "descriptor_distance", "descriptor_cosine", "DLIB_SAME_PERSON_DISTANCE"]
+
+#: dlib's documented threshold: euclidean distance < 0.6 means the same person.
+DLIB_SAME_PERSON_DISTANCE = 0.6
+
+
+@functools.lru_cache(maxsize=None)
+def _models():
+    from ..detect.dlib_backend import _dlib, dlib_model_path
+
+    dlib = _dlib()
+    rec = dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+    sp = dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
+    return dlib, rec, sp, dlib.get_frontal_face_detector()
+
+
+def _u8(image) -> np.ndarray:
+    a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(a[..., :3])
+
+
+def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
+    """128-D dlib descriptor of the (largest) face of ``image``.
+
+    Args:
+        image: ``(H, W, 3)`` RGB, float in [0, 1] or uint8 (numpy or torch).
+        lmk_px: optional ``(68, 2)`` landmarks (0-based pixels) used for the alignment; default:
+            dlib's 68-point predictor on ``box``.
+        box: optional ``[x0, y0, x1, y1]`` face box; default: dlib's HOG detector (upsampled once),
+            else the landmarks' bounding box.
+
+    Returns:
+        ``(128,)`` float64, or None when no face is found.
+    """
+    dlib, rec, sp, det = _models()
+    img = _u8(image)
+    if lmk_px is not None:
+        pts = np.asarray(lmk_px.detach().cpu() if hasattr(lmk_px, "detach") else lmk_px, dtype=np.float64)
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+        shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
+    else:
+        if box is not None:
+            rect = dlib.rectangle(*[int(v) for v in box])
+        else:
+            dets = det(img, 1)
+            if len(dets) == 0:
+                return None
+            rect = max(dets, key=lambda r: r.width() * r.height())
+        shape = sp(img, rect)
+    return np.asarray(rec.compute_face_descriptor(img, shape), dtype=np.float64)
+
+
+def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance of two descriptors (dlib's metric).
+
+    >>> descriptor_distance(np.ones(2), np.zeros(2))
+    1.4142135623730951
+    """
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+
+
+def descriptor_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two descriptors.
+
+    >>> descriptor_cosine(np.array([1.0, 0]), np.array([1.0, 1.0]))
+    0.7071067811865475
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))

@@ -1,0 +1,102 @@
+"""Small figures of a morphable model (mean and +-2 sigma modes) for docs/MODEL.md.
+
+Uses ``recon3d.render.render_mesh`` when it exists, else a matplotlib painter's-algorithm fallback.
+matplotlib is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..conventions import frontal_rotation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["draw_mesh", "modes_figure", "albedo_figure"]
+
+
+def _renderer():
+    try:
+        from ..render import render_mesh  # type: ignore[attr-defined]
+
+        return render_mesh
+    except Exception:  # not written yet / optional
+        return None
+
+
+def draw_mesh(ax, verts: np.ndarray, faces: np.ndarray, colours: np.ndarray | None = None, yaw_deg: float = 0.0) -> None:
+    """Lambert-shaded orthographic view of model-frame ``verts (V,3)`` on a matplotlib axis (painter's algorithm)."""
+    from matplotlib.collections import PolyCollection
+
+    a = np.radians(yaw_deg)
+    Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    R = frontal_rotation(torch.float64).numpy() @ Ry  # camera (x right, y down, z forward)
+    v = verts @ R.T
+    tri = v[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    facing = n[:, 2] < 0  # towards the camera (camera looks along +z)
+    light = np.array([0.3, -0.4, -1.0])
+    light /= np.linalg.norm(light)
+    shade = np.clip(n @ light, 0, 1) * 0.8 + 0.2
+    base = np.full((len(faces), 3), 0.8) if colours is None else colours[faces].mean(1)
+    col = np.clip(base * shade[:, None], 0, 1)
+    order = np.argsort(-tri[:, :, 2].mean(1))  # far first
+    order = order[facing[order]]
+    pc = PolyCollection(tri[order][:, :, :2], facecolors=col[order], edgecolors="none", antialiased=False)
+    ax.add_collection(pc)
+    ax.set_xlim(v[:, 0].min() - 0.005, v[:, 0].max() + 0.005)
+    ax.set_ylim(v[:, 1].max() + 0.005, v[:, 1].min() - 0.005)  # y down
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def modes_figure(model, path, n_modes: int = 3, sigma: float = 2.0, dpi: int = 60) -> str:
+    """Save a grid: rows = first identity and expression modes, columns = -sigma, mean, +sigma. Returns the method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    faces = model.faces.numpy()
+    mean = model.mean.numpy()
+    rows = [("id", k, model.shape_basis[k].numpy()) for k in range(n_modes)]
+    rows += [("expr", k, model.expr_basis[k].numpy()) for k in range(n_modes)]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(4.2, 1.5 * len(rows)))
+    for r, (kind, k, b) in enumerate(rows):
+        for c, s in enumerate((-sigma, 0.0, sigma)):
+            draw_mesh(axes[r, c], mean + s * b, faces, yaw_deg=25.0)
+            if r == 0:
+                axes[r, c].set_title("mean" if s == 0 else f"{s:+.0f}σ", fontsize=8)
+        axes[r, 0].text(-0.1, 0.5, f"{kind} {k}", transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return "matplotlib painter's-algorithm fallback (recon3d.render.render_mesh not used)"
+
+
+def albedo_figure(model, path, dpi: int = 60) -> None:
+    """Save the albedo mean and +-2 sigma of the first two albedo modes (frontal), and the region labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    faces, mean = model.faces.numpy(), model.mean.numpy()
+    am = model.albedo_mean.numpy()
+    panels = [("albedo mean", am)]
+    for k in range(2):
+        b = model.albedo_basis[k].numpy()
+        panels += [(f"alb {k} -2σ", np.clip(am - 2 * b, 0, 1)), (f"alb {k} +2σ", np.clip(am + 2 * b, 0, 1))]
+    pal = np.array([[0.2, 0.2, 0.2], [0.9, 0.75, 0.6], [0.2, 0.4, 1.0], [0.4, 0.25, 0.1], [0.9, 0.1, 0.2], [0.2, 0.8, 0.3]])
+    panels.append(("regions", pal[model.region_labels.numpy().astype(int)]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.4 * len(panels), 1.8))
+    for ax, (title, col) in zip(axes, panels):
+        draw_mesh(ax, mean, faces, colours=col)
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -1,0 +1,88 @@
+"""CLIs pipelines.rotate and pipelines.deocclude: exit codes and outputs. ``reconstruct`` is
+replaced by the synthetic reconstruction so the tests need neither a detector nor a fitted model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import recon3d.reconstruct
+from pipelines import deocclude as deo_cli
+from pipelines import rotate as rot_cli
+from recon3d.edit import make_synthetic_reconstruction
+from recon3d.errors import NoFaceError
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return make_synthetic_reconstruction(size=96, texture_size=64)
+
+
+@pytest.fixture()
+def fake_reconstruct(monkeypatch, synth):
+    def fake(src, **kw):
+        if "noface" in str(src):
+            raise NoFaceError(f"no face found in {src}")
+        return synth
+
+    monkeypatch.setattr(recon3d.reconstruct, "reconstruct", fake)
+
+
+@pytest.fixture()
+def images(tmp_path):
+    a = tmp_path / "a.png"
+    b = tmp_path / "noface.png"
+    for p in (a, b):
+        Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(p)
+    return a, b
+
+
+def test_usage_errors(capsys):
+    assert rot_cli.main([]) == 2
+    assert deo_cli.main([]) == 2
+    assert rot_cli.main(["x.png", "--yaw", "120"]) == 2
+    with pytest.raises(SystemExit) as e:
+        rot_cli.main(["x.png", "--yaw", "abc"])
+    assert e.value.code == 2
+
+
+def test_rotate_cli_writes_poses_grid_gif_mesh(fake_reconstruct, images, tmp_path):
+    out = tmp_path / "out"
+    rc = rot_cli.main([str(images[0]), "--yaw", "-15", "0", "15", "--frontalize", "--gif", "--grid-size", "48",
+                       "--out", str(out), "-q"])
+    assert rc == 0
+    d = out / "a"
+    for y in ("-15", "+0", "+15"):
+        assert (d / f"a_yaw{y}_pitch+0.png").is_file()
+        assert (d / f"a_yaw{y}_pitch+0.obj").is_file()
+    assert (d / "a_frontal.png").is_file() and (d / "a_turntable.gif").is_file()
+    grid = Image.open(d / "a_grid.png")
+    assert grid.height == 48 and grid.width == 5 * 48  # input + 3 poses + frontal
+    assert (d / "a_rotate.json").is_file()
+
+
+def test_rotate_cli_batch_continues_after_failure(fake_reconstruct, images, tmp_path, capsys):
+    rc = rot_cli.main([str(images[1]), str(images[0]), str(tmp_path / "missing.png"), "--yaw", "10", "--no-mesh",
+                       "--out", str(tmp_path / "o"), "-q"])
+    assert rc == 1
+    assert (tmp_path / "o" / "a" / "a_yaw+10_pitch+0.png").is_file()
+    err = capsys.readouterr().err
+    assert "FAILED noface" in err and "missing.png" in err
+
+
+def test_deocclude_cli(fake_reconstruct, images, tmp_path, synth):
+    out = tmp_path / "d"
+    assert deo_cli.main([str(images[0]), "--out", str(out), "-q"]) == 0
+    for suffix in ("deoccluded", "occlusion_mask", "face_mask", "rendered"):
+        assert (out / "a" / f"a_{suffix}.png").is_file()
+    # a user mask is used as given
+    m = np.zeros((96, 96), np.uint8)
+    m[40:50, 30:60] = 255
+    mp = tmp_path / "m.png"
+    Image.fromarray(m).save(mp)
+    assert deo_cli.main([str(images[0]), "--mask", str(mp), "--out", str(out), "-q"]) == 0
+    got = np.asarray(Image.open(out / "a" / "a_occlusion_mask.png"))
+    assert got.ndim == 3 and np.array_equal(got[..., 0] > 127, m > 127)
+    assert deo_cli.main([str(images[0]), str(images[1]), "--mask", str(mp), "--out", str(out)]) == 2
+    assert deo_cli.main([str(images[1]), "--out", str(out), "-q"]) == 1
