@@ -11,10 +11,10 @@ yaw, roll (rad), tx, ty, tz, scale]) it runs detection + fitting and reports
   failures (listed, never silently dropped) and excluded from the NME means, which are reported
   with the failure count beside them;
 * head-pose MAE (yaw, pitch, roll, degrees) against ``Pose_Para``. Angle convention mapping: AFLW2000
-  (3DDFA) angles are measured in a y-up image frame; recon3d's (see docs/CONVENTIONS.md) in its
-  OpenCV frame. The mapping below (``AFLW_SIGN``) was determined on the dev split by correlating the
-  two (printed as a check on each run: the correlation of each mapped angle must be strongly
-  positive);
+  (3DDFA) angles are measured in a y-up frame; recon3d's (see docs/CONVENTIONS.md) follow its
+  OpenCV camera frame. All three angles have opposite signs (``AFLW_SIGN``): determined on the dev
+  split by correlating the two and printed as a check on each run (the correlation of each mapped
+  angle must be strongly positive);
 * the thesis Table 4.2 protocol: L1 and SSIM between the input and the rendered reconstruction
   inside the rendered face region (non-face areas masked out; SSIM averaged over face pixels).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 #: recon3d (yaw, pitch, roll) = AFLW_SIGN * AFLW (yaw, pitch, roll); see the module docstring.
-AFLW_SIGN = np.array([1.0, 1.0, 1.0])
+AFLW_SIGN = np.array([-1.0, -1.0, -1.0])
 BINS = [(0, 30), (30, 60), (60, 90)]
 
 
@@ -100,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             row["nme_fit"] = nme(rec.fit.lmk_px[0].detach().cpu().numpy(), gt)
             ypr = rec.fit.pose_deg[0].detach().cpu().numpy()
             row["ypr"] = ypr.tolist()
-            ov = rec.fit.face_mask[0].detach().cpu().numpy().astype(np.float32)
-            rend = rec.overlay(alpha=1.0).numpy()
-            l1, ssim = masked_l1_ssim(loaded.image.numpy(), rend, ov)
+            if rec.fit.face_mask is not None:
+                ov = rec.fit.face_mask[0].detach().cpu().numpy().astype(np.float32)
+                rend = rec.overlay(alpha=1.0).numpy()
+                l1, ssim = masked_l1_ssim(loaded.image.numpy(), rend, ov)
+            else:
+                l1 = ssim = float("nan")
             row.update(l1=l1, ssim=ssim, ok=True)
         except Recon3DError as e:
             row["error"] = str(e)

@@ -110,7 +110,7 @@ def delight(colours: np.ndarray, masks: np.ndarray, sh: np.ndarray, iters: int =
     return delit, out_mask, lights
 
 
-def em_pca(data: np.ndarray, mask: np.ndarray, n_comp: int, iters: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def em_pca(data: np.ndarray, mask: np.ndarray, n_comp: int, iters: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """PCA of ``data (N,D)`` with missing entries (``mask`` False), by EM: fill, decompose, re-fill.
 
     Returns ``(mean (D,), components (K,D) orthonormal, std (K,), explained_ratio (K,))``.

@@ -94,7 +94,7 @@ def albedo_figure(model, path, dpi: int = 60) -> None:
     pal = np.array([[0.2, 0.2, 0.2], [0.9, 0.75, 0.6], [0.2, 0.4, 1.0], [0.4, 0.25, 0.1], [0.9, 0.1, 0.2], [0.2, 0.8, 0.3]])
     panels.append(("regions", pal[model.region_labels.numpy().astype(int)]))
     fig, axes = plt.subplots(1, len(panels), figsize=(1.4 * len(panels), 1.8))
-    for ax, (title, col) in zip(axes, panels):
+    for ax, (title, col) in zip(axes, panels, strict=False):
         draw_mesh(ax, mean, faces, colours=col)
         ax.set_title(title, fontsize=7)
     fig.tight_layout(pad=0.2)

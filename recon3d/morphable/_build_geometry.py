@@ -157,7 +157,7 @@ def loop_subdivision(faces: np.ndarray, n_verts: int) -> tuple[sp.csr_matrix, np
         nbrs[a].add(b)
         nbrs[b].add(a)
     bnd_nbrs = [[] for _ in range(n_verts)]
-    for (a, b), c in zip(uniq, counts):
+    for (a, b), c in zip(uniq, counts, strict=False):
         if c == 1:
             bnd_nbrs[a].append(b)
             bnd_nbrs[b].append(a)

@@ -84,10 +84,11 @@ def _crossings(xy: torch.Tensor, faces: torch.Tensor, cur: torch.Tensor, b: torc
     """Where each edge of face ``cur`` crosses the pair's segment, as the distance ``u`` from the
     foreground pixel centre (NaN where the edge does not straddle the segment's line), and
     whether the edge is steeper across the pair's direction than along it (``(M, 3)`` each)."""
-    ia = faces[cur][:, list(_E0)] + (b * V)[:, None]
-    ib = faces[cur][:, list(_E1)] + (b * V)[:, None]
-    A = xy[ia]  # (M, 3, 2)
-    Bv = xy[ib]
+    fc = faces.index_select(0, cur) + (b * V)[:, None]
+    ia = fc[:, list(_E0)].reshape(-1)
+    ib = fc[:, list(_E1)].reshape(-1)
+    A = xy.index_select(0, ia).view(-1, 3, 2)  # (M, 3, 2)
+    Bv = xy.index_select(0, ib).view(-1, 3, 2)
     a_al, a_ac = A[..., along], A[..., across]
     b_al, b_ac = Bv[..., along], Bv[..., across]
     straddle = (a_ac > c1[:, None]) != (b_ac > c1[:, None])  # half-open: robust at vertices

@@ -48,11 +48,11 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor) -
         raise ShapeError(f"interpolate(): attr batch must be 1 or {B}, got {tuple(attr.shape)}")
     if faces.numel() and int(faces.max()) >= V:
         raise ShapeError(f"interpolate(): faces index up to {int(faces.max())} but attr has V={V}")
-    idx = faces[fragments.pix_face]  # (N, 3)
+    idx = faces.index_select(0, fragments.pix_face)  # (N, 3)
     if Ba == B and B > 1:
         b = torch.div(fragments.pix_index, H * W, rounding_mode="floor")
         idx = idx + (b * V)[:, None]
-    vals = attr.reshape(Ba * V, C)[idx]  # (N, 3, C)
+    vals = attr.reshape(Ba * V, C).index_select(0, idx.reshape(-1)).view(-1, 3, C)  # (N, 3, C)
     bary = fragments.pix_bary.to(attr.dtype)
     out_p = (vals * bary[..., None]).sum(1)  # (N, C)
     out = attr.new_zeros(B * H * W, C).index_put((fragments.pix_index,), out_p)

@@ -109,16 +109,16 @@ def _face_setup(v: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int
     sel = valid.reshape(-1).nonzero().squeeze(1)  # flat (b*F + f)
     if sel.numel() == 0:
         return None
-    area_s = area.reshape(-1)[sel]
+    area_s = area.reshape(-1).index_select(0, sel)
     inv = 1.0 / area_s
-    xs = x.reshape(-1, 3)[sel]
-    ys = y.reshape(-1, 3)[sel]
-    zs = z.reshape(-1, 3)[sel]
+    xs = x.reshape(-1, 3).index_select(0, sel)
+    ys = y.reshape(-1, 3).index_select(0, sel)
+    zs = z.reshape(-1, 3).index_select(0, sel)
     # barycentric i is the edge function of the edge opposite vertex i, divided by the area:
     # b0 = ((x1-px)(y2-py) - (x2-px)(y1-py)) / area = A0*px + B0*py + C0
     xa, ya = xs[:, [1, 2, 0]], ys[:, [1, 2, 0]]
     xb, yb = xs[:, [2, 0, 1]], ys[:, [2, 0, 1]]
-    box = torch.stack([xmin.reshape(-1)[sel], ymin.reshape(-1)[sel], xmax.reshape(-1)[sel], ymax.reshape(-1)[sel]], 1)
+    box = torch.stack([t.reshape(-1).index_select(0, sel) for t in (xmin, ymin, xmax, ymax)], 1)
     box[:, 0].clamp_(min=0)
     box[:, 1].clamp_(min=0)
     box[:, 2].clamp_(max=W - 1)
@@ -158,9 +158,9 @@ def _zbuffer_update(zbuf: torch.Tensor, coef: torch.Tensor, px: torch.Tensor, py
     depth = 1.0 / s if perspective else s
     key = _depth_to_key(depth) | fidx[:, None]
     pix = base[:, None] + py * W + px
-    pix = pix[inside]
-    key = key[inside]
-    zbuf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
+    keep = inside.reshape(-1).nonzero().squeeze(1)  # nonzero + index_select beats boolean masking
+    zbuf.scatter_reduce_(0, pix.reshape(-1).index_select(0, keep), key.reshape(-1).index_select(0, keep),
+                         reduce="amin", include_self=True)
 
 
 def visibility_torch(verts_px: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], *,
@@ -207,11 +207,12 @@ def visibility_torch(verts_px: torch.Tensor, faces: torch.Tensor, image_size: tu
                 oy = off.repeat_interleave(s)[None, :]
                 for c0 in range(0, idx.numel(), step):
                     ii = idx[c0:c0 + step]
-                    bx = box[ii]
+                    bx = box.index_select(0, ii)
                     px = bx[:, 0:1] + ox
                     py = bx[:, 1:2] + oy
                     extra = (px <= bx[:, 2:3]) & (py <= bx[:, 3:4])
-                    _zbuffer_update(zbuf, coef[ii], px, py, extra, base[ii], fidx[ii], W, perspective)
+                    _zbuffer_update(zbuf, coef.index_select(0, ii), px, py, extra, base.index_select(0, ii),
+                                    fidx.index_select(0, ii), W, perspective)
             # large triangles: flat candidate list in bounded chunks
             idx = (~done).nonzero().squeeze(1)
             if idx.numel():
@@ -223,12 +224,13 @@ def visibility_torch(verts_px: torch.Tensor, faces: torch.Tensor, image_size: tu
                     k = torch.arange(k0, min(total, k0 + max_candidates), device=dev)
                     j = torch.searchsorted(ends, k, right=True)
                     off = k - starts[j]
-                    ii = idx[j]
-                    w = bw[ii]
-                    py = box[ii, 1] + torch.div(off, w, rounding_mode="floor")
-                    px = box[ii, 0] + off % w
-                    _zbuffer_update(zbuf, coef[ii], px[:, None], py[:, None], None, base[ii], fidx[ii], W,
-                                    perspective)
+                    ii = idx.index_select(0, j)
+                    w = bw.index_select(0, ii)
+                    bx = box.index_select(0, ii)
+                    py = bx[:, 1] + torch.div(off, w, rounding_mode="floor")
+                    px = bx[:, 0] + off % w
+                    _zbuffer_update(zbuf, coef.index_select(0, ii), px[:, None], py[:, None], None,
+                                    base.index_select(0, ii), fidx.index_select(0, ii), W, perspective)
     tri = torch.where(zbuf == _INT64_MAX, torch.full_like(zbuf, -1), zbuf & _FACE_MASK)
     return tri.view(B, H, W)
 
@@ -247,8 +249,10 @@ def _bary_at_pixels(verts_px: torch.Tensor, faces: torch.Tensor, pix_index: torc
     rem = pix_index - b * (H * W)
     row = torch.div(rem, W, rounding_mode="floor")
     col = rem - row * W
-    vidx = faces[pix_face] + (b * V)[:, None]  # (N, 3)
-    tri = verts_px.reshape(B * V, 3)[vidx]  # (N, 3, 3)
+    vidx = faces.index_select(0, pix_face)  # (N, 3); index_select is much faster than fancy indexing
+    if B > 1:
+        vidx = vidx + (b * V)[:, None]
+    tri = verts_px.reshape(B * V, 3).index_select(0, vidx.reshape(-1)).view(-1, 3, 3)  # (N, 3, 3)
     px = col.to(verts_px.dtype)
     py = row.to(verts_px.dtype)
     x0, x1, x2 = tri[:, 0, 0], tri[:, 1, 0], tri[:, 2, 0]
