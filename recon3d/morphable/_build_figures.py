@@ -54,28 +54,63 @@ def draw_mesh(ax, verts: np.ndarray, faces: np.ndarray, colours: np.ndarray | No
     ax.axis("off")
 
 
-def modes_figure(model, path, n_modes: int = 3, sigma: float = 2.0, dpi: int = 60) -> str:
-    """Save a grid: rows = first identity and expression modes, columns = -sigma, mean, +sigma. Returns the method."""
+def render_views(model, verts_model, *, size: int = 160, yaw_deg: float = 25.0, albedo: bool = False):
+    """Render model-frame vertices ``(N, V, 3)`` with recon3d's own renderer (grey or mean albedo,
+    SH-lit, perspective camera at 0.7 m). Returns ``(N, size, size, 3)`` numpy images."""
+    import math
+
+    import torch
+
+    from ..camera import intrinsics_from_fov, pose_angles_to_matrix, transform_points
+    from ..mesh.geometry import vertex_normals
+    from ..render import render_mesh
+
+    v = torch.as_tensor(verts_model, dtype=torch.float32)
+    N = v.shape[0]
+    R = pose_angles_to_matrix(torch.tensor([[math.radians(yaw_deg), 0.0, 0.0]])).expand(N, 3, 3)
+    t = torch.tensor([[0.0, 0.0, 0.7]]).expand(N, 3)
+    vc = transform_points(v - v.mean(1, keepdim=True), R, t)
+    K = intrinsics_from_fov(13.0, (size, size), N)
+    col = model.albedo_mean[None].expand(N, -1, -1) if albedo else torch.full_like(vc, 0.7)
+    light = torch.zeros(N, 9, 3)
+    light[:, 0] = 0.55 * math.sqrt(4 * math.pi) / math.pi
+    light[:, 1] = -0.35  # from above (sign per recon3d.render.shading's basis)
+    light[:, 2] = 0.45  # from the front
+    out = render_mesh(vc, model.faces, K, (size, size), vert_colors=col, light=light,
+                      normals=vertex_normals(vc, model.faces), background=1.0)
+    return out.image.clamp(0, 1).numpy()
+
+
+def modes_figure(model, path, n_modes: int = 3, sigma: float = 2.0, dpi: int = 90) -> str:
+    """Save a grid: rows = first identity and expression modes, columns = -sigma, mean, +sigma,
+    rendered with ``recon3d.render.render_mesh``. Returns the method used."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    faces = model.faces.numpy()
     mean = model.mean.numpy()
     rows = [("id", k, model.shape_basis[k].numpy()) for k in range(n_modes)]
     rows += [("expr", k, model.expr_basis[k].numpy()) for k in range(n_modes)]
+    verts = np.stack([mean + s * b for _, _, b in rows for s in (-sigma, 0.0, sigma)])
+    imgs = render_views(model, verts)
     fig, axes = plt.subplots(len(rows), 3, figsize=(4.2, 1.5 * len(rows)))
-    for r, (kind, k, b) in enumerate(rows):
+    for r, (kind, k, _) in enumerate(rows):
         for c, s in enumerate((-sigma, 0.0, sigma)):
-            draw_mesh(axes[r, c], mean + s * b, faces, yaw_deg=25.0)
+            ax = axes[r, c]
+            ax.imshow(imgs[r * 3 + c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for sp in ax.spines.values():
+                sp.set_visible(False)
             if r == 0:
-                axes[r, c].set_title("mean" if s == 0 else f"{s:+.0f}σ", fontsize=8)
+                ax.set_title("mean" if s == 0 else f"{s:+.0f}σ", fontsize=8)
         axes[r, 0].text(-0.1, 0.5, f"{kind} {k}", transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
     fig.tight_layout(pad=0.2)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return "matplotlib painter's-algorithm fallback (recon3d.render.render_mesh not used)"
+    return "recon3d.render.render_mesh (perspective, SH-lit, yaw 25 deg)"
 
 
 def albedo_figure(model, path, dpi: int = 60) -> None:
