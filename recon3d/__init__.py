@@ -11,9 +11,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-from .camera import Camera, OrthoCamera  # noqa: E402
-from .errors import AssetError, ImageError, NoFaceError, Recon3DError, ShapeError  # noqa: E402
-from .morphable.model import MorphableModel, load_model, save_model  # noqa: E402
+from .camera import Camera, OrthoCamera  # noqa: E402, F401
+from .errors import AssetError, ImageError, NoFaceError, Recon3DError, ShapeError  # noqa: E402, F401
+from .morphable.model import MorphableModel, load_model, save_model  # noqa: E402, F401
 
 _LAZY = {
     "reconstruct": ("recon3d.reconstruct", "reconstruct"),

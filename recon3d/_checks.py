@@ -39,7 +39,7 @@ def check_shapes(where: str, **named: tuple[Any, str]) -> dict[str, int]:
         shape = tuple(t.shape)
         if len(shape) != len(toks):
             raise ShapeError(f"{where}: {arg} must be ({', '.join(toks)}), got {shape}")
-        for tok, size in zip(toks, shape):
+        for tok, size in zip(toks, shape, strict=True):
             if tok == "*":
                 continue
             if tok.isdigit():
