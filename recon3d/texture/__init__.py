@@ -21,3 +21,7 @@ __all__ = [
     "poisson_blend",
     "bake_vertex_attr_to_uv",
 ]
+
+from .regions import uv_region_masks  # noqa: E402
+
+__all__ = [*__all__, "uv_region_masks"]
