@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         corr = [np.corrcoef(pred[:, k], gt[:, k])[0, 1] if len(ok) > 2 else float("nan") for k in range(3)]
         print(f"pose MAE (deg): yaw {err[:, 0].mean():.2f}  pitch {err[:, 1].mean():.2f}  roll {err[:, 2].mean():.2f}  "
               f"mean {err.mean():.2f}   (sign check, corr: {corr[0]:+.2f} {corr[1]:+.2f} {corr[2]:+.2f})")
+        absyaw = np.abs(np.array([r["gt_ypr"][0] for r in ok]))
+        for a, b in BINS:
+            sel = (absyaw <= b) & ((absyaw > a) | (a == 0))
+            if sel.any():
+                m = err[sel].mean(0)
+                print(f"  pose MAE |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}")
         l1 = np.nanmean([r["l1"] for r in ok])
         ss = np.nanmean([r["ssim"] for r in ok])
         print(f"thesis Table 4.2 protocol (face region): L1 {l1:.4f}  SSIM {ss:.4f}")
