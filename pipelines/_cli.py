@@ -6,6 +6,7 @@ import argparse
 import glob
 import logging
 import os
+import sys
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
@@ -67,3 +68,43 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
             seen.add(r)
             unique.append(f)
     return unique, missing
+
+
+def run_batch(jobs, process, *, desc: str, out_root, failures: list[tuple[str, str]], quiet: bool = False,
+              verbose: int = 0, skip=None) -> int:
+    """Run ``process(src, stem) -> message`` over ``jobs`` (``(src, stem)`` pairs) with a progress bar.
+
+    One bad input never stops the batch: a ``Recon3DError`` is logged in one line (traceback with
+    ``-v``), any other exception with its traceback, and both are added to ``failures``. ``skip(stem)``
+    marks inputs already done (``--resume``). Prints a summary and the failures; returns the exit code
+    (0 all succeeded, 1 some failed).
+    """
+    from tqdm import tqdm
+
+    from recon3d.errors import Recon3DError
+
+    log = logging.getLogger(f"pipelines.{desc}")
+    n_ok = n_skipped = 0
+    many = len(jobs) > 1
+    bar = tqdm(jobs, desc=desc, unit="img", disable=quiet or not many)
+    for src, stem in bar:
+        if skip is not None and skip(stem):
+            n_skipped += 1
+            continue
+        try:
+            msg = process(src, stem)
+            n_ok += 1
+            if msg and not quiet:
+                bar.write(msg) if many else print(msg)
+        except Recon3DError as e:
+            failures.append((stem, str(e)))
+            log.error("%s: %s", stem, e, exc_info=verbose > 0)
+        except Exception as e:  # one bad image never stops a batch
+            failures.append((stem, f"unexpected {e.__class__.__name__}: {e}"))
+            log.error("%s: unexpected error %s: %s", stem, e.__class__.__name__, e, exc_info=True)
+    if not quiet or failures:
+        extra = f", {n_skipped} skipped (already done)" if skip is not None else ""
+        print(f"done: {n_ok} succeeded, {len(failures)} failed{extra} -> {out_root}")
+    for stem, why in failures:
+        print(f"  FAILED {stem}: {why}", file=sys.stderr)
+    return 1 if failures else 0

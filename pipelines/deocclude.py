@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, setup_logging
+from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, run_batch, setup_logging
 
 log = logging.getLogger("pipelines.deocclude")
 
@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
         return 2
     import torch
-    from tqdm import tqdm
 
     from recon3d.errors import Recon3DError
 
@@ -102,25 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
     out_root = Path(args.out)
-    n_ok = 0
-    bar = tqdm(jobs, desc="deocclude", unit="img", disable=args.quiet or len(jobs) < 2)
-    for src, stem in bar:
-        try:
-            msg = _process(src, stem, args, model, out_root, user_mask)
-            n_ok += 1
-            if not args.quiet:
-                bar.write(msg) if len(jobs) > 1 else print(msg)
-        except Recon3DError as e:
-            failures.append((stem, str(e)))
-            log.error("%s: %s", stem, e, exc_info=args.verbose > 0)
-        except Exception as e:  # one bad image never stops a batch
-            failures.append((stem, f"unexpected {e.__class__.__name__}: {e}"))
-            log.error("%s: unexpected error %s: %s", stem, e.__class__.__name__, e, exc_info=True)
-    if not args.quiet or failures:
-        print(f"done: {n_ok} succeeded, {len(failures)} failed -> {out_root}")
-    for stem, why in failures:
-        print(f"  FAILED {stem}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+    return run_batch(jobs, lambda src, stem: _process(src, stem, args, model, out_root, user_mask), desc="deocclude", out_root=out_root,
+                     failures=failures, quiet=args.quiet, verbose=args.verbose)
 
 
 if __name__ == "__main__":

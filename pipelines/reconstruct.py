@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, setup_logging
+from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, run_batch, setup_logging
 
 log = logging.getLogger("pipelines.reconstruct")
 
@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
-    from tqdm import tqdm
 
     from recon3d.errors import Recon3DError
     from recon3d.morphable import load_model
@@ -96,38 +95,22 @@ def main(argv: list[str] | None = None) -> int:
                             delight=args.delight, mirror=not args.no_mirror, detector=args.detector)
     out_root = Path(args.out)
     failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
-    n_ok = n_skipped = 0
-    show_bar = len(named) > 1 and not args.quiet
-    bar = tqdm(named, desc="reconstruct", unit="img", disable=not show_bar)
-    for src, stem in bar:
-        if args.resume and _done(out_root / stem, stem, args.export):
-            n_skipped += 1
-            continue
+
+    def process(src, stem: str) -> str:
         t0 = time.perf_counter()
-        try:
-            recs = reconstruct_all(src, model=model, landmarks=args.landmarks, config=cfg, all_faces=args.all_faces,
-                                   device=args.device, name=stem)
-            for rec in recs:
-                rec.save(out_root / rec.name, formats=args.export, extras=not args.no_extras)
-                pose = rec.pose_deg
-                msg = (f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
-                       f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
-                if show_bar:
-                    bar.write(msg)
-                elif not args.quiet:
-                    print(msg)
-            n_ok += 1
-        except Recon3DError as e:
-            failures.append((stem, str(e)))
-            log.error("%s: %s", stem, e, exc_info=args.verbose > 0)
-        except Exception as e:  # one bad image never stops a batch
-            failures.append((stem, f"unexpected {e.__class__.__name__}: {e}"))
-            log.error("%s: unexpected error %s: %s", stem, e.__class__.__name__, e, exc_info=True)
-    if not args.quiet or failures:
-        print(f"done: {n_ok} succeeded, {len(failures)} failed, {n_skipped} skipped (already done) -> {out_root}")
-    for stem, why in failures:
-        print(f"  FAILED {stem}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+        recs = reconstruct_all(src, model=model, landmarks=args.landmarks, config=cfg, all_faces=args.all_faces,
+                               device=args.device, name=stem)
+        lines = []
+        for rec in recs:
+            rec.save(out_root / rec.name, formats=args.export, extras=not args.no_extras)
+            pose = rec.pose_deg
+            lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
+                         f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
+        return "\n".join(lines)
+
+    skip = (lambda stem: _done(out_root / stem, stem, args.export)) if args.resume else None
+    return run_batch(named, process, desc="reconstruct", out_root=out_root, failures=failures, quiet=args.quiet,
+                     verbose=args.verbose, skip=skip)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,13 @@ _REQUIRED = {"2DFAN4_1.6-": "2D FAN landmark network", "s3fd-": "S3FD face detec
 
 
 def _checkpoint_dir() -> Path:
-    try:
-        import torch.hub
-
-        return Path(torch.hub.get_dir()) / "checkpoints"
-    except Exception:  # pragma: no cover - torch always has hub
-        home = os.environ.get("TORCH_HOME", os.path.join(os.path.expanduser("~"), ".cache", "torch"))
-        return Path(home) / "hub" / "checkpoints"
+    """Where torch hub keeps checkpoints (``$TORCH_HOME/hub/checkpoints``, default
+    ``~/.cache/torch``; ``$XDG_CACHE_HOME`` is honoured as torch does). Only a path: nothing is fetched."""
+    home = os.environ.get("TORCH_HOME")
+    if not home:
+        cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+        home = os.path.join(cache, "torch")
+    return Path(home) / "hub" / "checkpoints"
 
 
 def face_alignment_checkpoints() -> dict[str, Path]:
