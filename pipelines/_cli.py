@@ -108,3 +108,30 @@ def run_batch(jobs, process, *, desc: str, out_root, failures: list[tuple[str, s
     for stem, why in failures:
         print(f"  FAILED {stem}: {why}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def collect_jobs(demo: str | None, inputs: list[str]) -> tuple[list[tuple[object, str]], list[str]]:
+    """``(source, stem)`` jobs for ``--demo`` plus files/folders/globs, with stems made unique within the
+    batch (``x``, ``x_1``, ...) so outputs never overwrite each other; also the inputs that matched
+    nothing."""
+    jobs: list[tuple[object, str]] = []
+    if demo:
+        jobs.append(demo_image(demo))
+    files, missing = expand_inputs(inputs)
+    jobs.extend((f, f.stem) for f in files)
+    seen: dict[str, int] = {}
+    named = []
+    for src, stem in jobs:
+        k = seen.get(stem, 0)
+        seen[stem] = k + 1
+        named.append((src, stem if k == 0 else f"{stem}_{k}"))
+    return named, missing
+
+
+def load_model_arg(path: str | None, device: str | None):
+    """The ``--model`` file as a MorphableModel (``None``: use the default). Raises ``Recon3DError``."""
+    if not path:
+        return None
+    from recon3d.morphable import load_model
+
+    return load_model(path, device=device)

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, run_batch, setup_logging
+from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
 
 log = logging.getLogger("pipelines.deocclude")
 
@@ -73,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.errors import Recon3DError
 
     torch.manual_seed(args.seed)
-    jobs = []
-    if args.demo:
-        jobs.append(demo_image(args.demo))
-    files, missing = expand_inputs(args.inputs)
-    jobs.extend((f, f.stem) for f in files)
+    jobs, missing = collect_jobs(args.demo, args.inputs)
     if args.mask is not None and len(jobs) != 1:
         print("error: --mask needs exactly one input image", file=sys.stderr)
         return 2
@@ -90,15 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         except Recon3DError as e:
             print(f"error: --mask: {e}", file=sys.stderr)
             return 1
-    model = None
-    if args.model:
-        from recon3d.morphable import load_model
-
-        try:
-            model = load_model(args.model, device=args.device)
-        except Recon3DError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+    try:
+        model = load_model_arg(args.model, args.device)
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
     out_root = Path(args.out)
     return run_batch(jobs, lambda src, stem: _process(src, stem, args, model, out_root, user_mask), desc="deocclude", out_root=out_root,

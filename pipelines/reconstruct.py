@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, run_batch, setup_logging
+from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
 
 log = logging.getLogger("pipelines.reconstruct")
 
@@ -65,29 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from recon3d.errors import Recon3DError
-    from recon3d.morphable import load_model
     from recon3d.reconstruct import ReconstructConfig, reconstruct_all
 
     torch.manual_seed(args.seed)
-    jobs: list[tuple[object, str]] = []
-    if args.demo:
-        src, stem = demo_image(args.demo)
-        jobs.append((src, stem))
-    files, missing = expand_inputs(args.inputs)
-    jobs.extend((f, f.stem) for f in files)
-    if args.landmarks and len(jobs) != 1:
+    named, missing = collect_jobs(args.demo, args.inputs)
+    if args.landmarks and len(named) != 1:
         print("error: --landmarks needs exactly one input image", file=sys.stderr)
         return 2
-    # stems must be unique within a batch: suffix duplicates
-    seen: dict[str, int] = {}
-    named = []
-    for src, stem in jobs:
-        k = seen.get(stem, 0)
-        seen[stem] = k + 1
-        named.append((src, stem if k == 0 else f"{stem}_{k}"))
-
     try:
-        model = load_model(args.model, device=args.device) if args.model else None
+        model = load_model_arg(args.model, args.device)
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

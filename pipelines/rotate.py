@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, demo_image, expand_inputs, run_batch, setup_logging
+from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
 
 log = logging.getLogger("pipelines.rotate")
 
@@ -132,21 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.errors import Recon3DError
 
     torch.manual_seed(args.seed)
-    jobs = []
-    if args.demo:
-        jobs.append(demo_image(args.demo))
-    files, missing = expand_inputs(args.inputs)
-    jobs.extend((f, f.stem) for f in files)
+    jobs, missing = collect_jobs(args.demo, args.inputs)
     failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
-    model = None
-    if args.model:
-        from recon3d.morphable import load_model
-
-        try:
-            model = load_model(args.model, device=args.device)
-        except Recon3DError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+    try:
+        model = load_model_arg(args.model, args.device)
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     out_root = Path(args.out)
     return run_batch(jobs, lambda src, stem: _process(src, stem, args, model, out_root), desc="rotate", out_root=out_root,
                      failures=failures, quiet=args.quiet, verbose=args.verbose)
