@@ -1,6 +1,10 @@
 """AFLW2000-3D benchmark of the reconstruct pipeline.
 
-    python bench/aflw2000.py ../shared/aflw2000-3d-dev [--limit N] [--fast] [--detector dlib] [--json out.json]
+    python bench/aflw2000.py ../shared/aflw2000-3d-dev [--limit N] [--fast] [--no-photometric]
+        [--detector dlib recon3d] [--json out.json]
+
+With several ``--detector`` backends every image is run through each of them in the same run and
+the tables are printed side by side (one column block per backend).
 
 For every ``*.jpg`` with its ``.mat`` (``pt3d_68`` 3x68 image pixels y down, ``Pose_Para`` [pitch,
 yaw, roll (rad), tx, ty, tz, scale]) it runs detection + fitting and reports
@@ -9,7 +13,8 @@ yaw, roll (rad), tx, ty, tz, scale]) it runs detection + fitting and reports
   detector's landmarks and of the fitted model's re-projected landmarks, overall and per |yaw| bin
   [0,30], (30,60], (60,90] degrees (yaw from ``Pose_Para``). Images with no result are counted as
   failures (listed, never silently dropped) and excluded from the NME means, which are reported
-  with the failure count beside them;
+  with the failure count beside them. The ``recon3d`` backend's landmarks are in AFLW2000-3D's own
+  3-D convention and its fit uses fixed jaw points; dlib's follow the visible outline;
 * head-pose MAE (yaw, pitch, roll, degrees) against ``Pose_Para``. Angle convention mapping: AFLW2000
   (3DDFA) angles are measured in a y-up frame; recon3d's (see docs/CONVENTIONS.md) follow its
   OpenCV camera frame. All three angles have opposite signs (``AFLW_SIGN``): determined on the dev
@@ -54,108 +59,153 @@ def masked_l1_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[floa
     return l1, float(smap.mean(axis=2)[m].mean())
 
 
+def _run_one(p, det_backend, cfg, gt, row):
+    from recon3d.detect import detect_faces
+    from recon3d.errors import Recon3DError
+    from recon3d.io import load_image
+    from recon3d.reconstruct import reconstruct_all
+
+    t0 = time.perf_counter()
+    try:
+        loaded = load_image(p)
+        t1 = time.perf_counter()
+        dets = detect_faces(loaded.image, backend=det_backend)
+        row["detect_seconds"] = time.perf_counter() - t1
+        if not dets:
+            raise Recon3DError("no face found")
+        row["det_method"] = dets[0].method
+        row["nme_det"] = nme(dets[0].lmk_px.numpy(), gt)
+        if dets[0].pose_deg is not None:
+            row["ypr_det"] = dets[0].pose_deg.numpy().tolist()
+        rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg, landmarks_3d=dets[0].landmarks_3d)[0]
+        row["nme_fit"] = nme(rec.fit.lmk_px[0].detach().cpu().numpy(), gt)
+        row["ypr"] = rec.fit.pose_deg[0].detach().cpu().numpy().tolist()
+        if rec.fit.face_mask is not None:
+            ov = rec.fit.face_mask[0].detach().cpu().numpy().astype(np.float32)
+            rend = rec.overlay(alpha=1.0).numpy()
+            l1, ssim = masked_l1_ssim(loaded.image.numpy(), rend, ov)
+        else:
+            l1 = ssim = float("nan")
+        row.update(l1=l1, ssim=ssim, ok=True)
+    except Recon3DError as e:
+        row["error"] = str(e)
+    row["seconds"] = time.perf_counter() - t0
+
+
+def _in_bin(yaw: float, a: float, b: float) -> bool:
+    return (a < abs(yaw) <= b) or (a == 0 and abs(yaw) <= b)
+
+
+def _report(rows: list[dict], label: str) -> dict:
+    """Print one backend's table; return its summary."""
+    ok = [r for r in rows if r["ok"]]
+    fails = [r for r in rows if not r["ok"]]
+    summ = {"backend": label, "images": len(rows), "no_result": len(fails)}
+    print(f"\n== {label}: {len(rows)} images, {len(fails)} without a result")
+    print(f"{'metric':<28}{'all':>9}" + "".join(f"{f'[{a},{b}]':>10}" for a, b in BINS))
+
+    def binned(key):
+        out = [np.mean([r[key] for r in ok]) if ok else float("nan")]
+        for a, b in BINS:
+            sel = [r[key] for r in ok if _in_bin(r["gt_ypr"][0], a, b)]
+            out.append(np.mean(sel) if sel else float("nan"))
+        return out
+
+    def count_bins(rs):
+        return [len(rs)] + [sum(1 for r in rs if _in_bin(r["gt_ypr"][0], a, b)) for a, b in BINS]
+
+    def line(name, vals, fmt):
+        print(f"{name:<28}" + "".join(f"{v:>9{fmt}}" if j == 0 else f"{v:>10{fmt}}" for j, v in enumerate(vals)))
+
+    line("images", count_bins(rows), "")
+    line("no result", count_bins(fails), "")
+    for key, name in (("nme_det", "NME detector (%)"), ("nme_fit", "NME fitted model (%)")):
+        vals = binned(key)
+        line(name, [v * 100 for v in vals], ".2f")
+        summ[key] = vals
+    if ok:
+        for key, name in (("ypr", "fit"), ("ypr_det", "detector")):
+            have = [r for r in ok if key in r]
+            if not have:
+                continue
+            pred = np.array([r[key] for r in have])
+            gt = np.array([r["gt_ypr"] for r in have]) * AFLW_SIGN
+            err = np.abs(pred - gt)
+            err = np.minimum(err, 360 - err)
+            corr = [np.corrcoef(pred[:, k], gt[:, k])[0, 1] if len(have) > 2 else float("nan") for k in range(3)]
+            print(f"pose MAE {name} (deg): yaw {err[:, 0].mean():.2f}  pitch {err[:, 1].mean():.2f}  roll {err[:, 2].mean():.2f}  "
+                  f"mean {err.mean():.2f}   (sign check, corr: {corr[0]:+.2f} {corr[1]:+.2f} {corr[2]:+.2f})")
+            summ[f"pose_mae_{name}"] = float(err.mean())
+            absyaw = np.abs(np.array([r["gt_ypr"][0] for r in have]))
+            for a, b in BINS:
+                sel = (absyaw <= b) & ((absyaw > a) | (a == 0))
+                if sel.any():
+                    m = err[sel].mean(0)
+                    print(f"  |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}  mean {m.mean():.2f}")
+        l1 = np.nanmean([r["l1"] for r in ok])
+        ss = np.nanmean([r["ssim"] for r in ok])
+        if np.isfinite(l1):
+            print(f"thesis Table 4.2 protocol (face region): L1 {l1:.4f}  SSIM {ss:.4f}")
+        summ.update(l1=float(l1), ssim=float(ss))
+        print(f"median seconds per image: {np.median([r['seconds'] for r in rows]):.2f} "
+              f"(detection {np.median([r.get('detect_seconds', np.nan) for r in ok]) * 1000:.0f} ms)")
+    if fails:
+        print("no result: " + ", ".join(r["name"] for r in fails[:50]) + (" ..." if len(fails) > 50 else ""))
+    return summ
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--fast", action="store_true", help="fast fitting preset")
     ap.add_argument("--no-photometric", action="store_true")
-    ap.add_argument("--detector", default="dlib")
+    ap.add_argument("--detector", nargs="+", default=["recon3d"], help="landmark backend(s), e.g. dlib recon3d")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write per-image results here")
     args = ap.parse_args(argv)
 
     import scipy.io as sio
     import torch
 
-    from recon3d.detect import detect_faces
-    from recon3d.errors import Recon3DError
-    from recon3d.io import load_image
-    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+    from recon3d.reconstruct import ReconstructConfig
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     imgs = sorted(Path(args.data_dir).glob("*.jpg"))
     if args.limit:
         imgs = imgs[: args.limit]
     if not imgs:
         print(f"no *.jpg in {args.data_dir}", file=sys.stderr)
         return 2
-    cfg = ReconstructConfig(fast=args.fast, photometric=not args.no_photometric, texture_size=256, detector=args.detector)
-    rows = []
+    cfgs = {d: ReconstructConfig(fast=args.fast, photometric=not args.no_photometric, texture_size=256, detector=d)
+            for d in args.detector}
+    rows: dict[str, list[dict]] = {d: [] for d in args.detector}
     t_start = time.perf_counter()
     for i, p in enumerate(imgs):
         mat = sio.loadmat(p.with_suffix(".mat"))
         gt = mat["pt3d_68"][:2].T.astype(np.float64)
         pp = mat["Pose_Para"][0]
         gt_ypr = np.degrees([pp[1], pp[0], pp[2]])
-        row = {"name": p.name, "gt_ypr": gt_ypr.tolist(), "ok": False}
-        t0 = time.perf_counter()
-        try:
-            loaded = load_image(p)
-            dets = detect_faces(loaded.image, backend=args.detector)
-            if not dets:
-                raise Recon3DError("no face found")
-            row["det_method"] = dets[0].method
-            row["nme_det"] = nme(dets[0].lmk_px.numpy(), gt)
-            rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg)[0]
-            row["nme_fit"] = nme(rec.fit.lmk_px[0].detach().cpu().numpy(), gt)
-            ypr = rec.fit.pose_deg[0].detach().cpu().numpy()
-            row["ypr"] = ypr.tolist()
-            if rec.fit.face_mask is not None:
-                ov = rec.fit.face_mask[0].detach().cpu().numpy().astype(np.float32)
-                rend = rec.overlay(alpha=1.0).numpy()
-                l1, ssim = masked_l1_ssim(loaded.image.numpy(), rend, ov)
-            else:
-                l1 = ssim = float("nan")
-            row.update(l1=l1, ssim=ssim, ok=True)
-        except Recon3DError as e:
-            row["error"] = str(e)
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
+        for d in args.detector:
+            row = {"name": p.name, "gt_ypr": gt_ypr.tolist(), "ok": False}
+            _run_one(p, d, cfgs[d], gt, row)
+            rows[d].append(row)
         if (i + 1) % 25 == 0 or i + 1 == len(imgs):
-            done = [r for r in rows if r["ok"]]
-            print(f"[{i + 1}/{len(imgs)}] ok {len(done)}  NME fit {np.mean([r['nme_fit'] for r in done]) * 100:.2f}%  "
-                  f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+            msg = "  ".join(
+                f"{d}: ok {sum(r['ok'] for r in rows[d])} NME det "
+                f"{np.mean([r['nme_det'] for r in rows[d] if r['ok']] or [np.nan]) * 100:.2f}%" for d in args.detector)
+            print(f"[{i + 1}/{len(imgs)}] {msg}  {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
 
-    ok = [r for r in rows if r["ok"]]
-    fails = [r for r in rows if not r["ok"]]
-    print(f"\nAFLW2000-3D ({args.data_dir}): {len(rows)} images, {len(fails)} without a result")
-    print(f"{'metric':<28}{'all':>9}" + "".join(f"{f'[{a},{b}]':>10}" for a, b in BINS))
-
-    def binned(key):
-        out = [np.mean([r[key] for r in ok]) if ok else float("nan")]
-        for a, b in BINS:
-            sel = [r[key] for r in ok if (a < abs(r["gt_ypr"][0]) <= b) or (a == 0 and abs(r["gt_ypr"][0]) <= b)]
-            out.append(np.mean(sel) if sel else float("nan"))
-        return out
-
-    def count_bins(rs):
-        return [len(rs)] + [sum(1 for r in rs if (a < abs(r["gt_ypr"][0]) <= b) or (a == 0 and abs(r["gt_ypr"][0]) <= b)) for a, b in BINS]
-
-    print(f"{'images':<28}" + "".join(f"{v:>9}" if j == 0 else f"{v:>10}" for j, v in enumerate(count_bins(rows))))
-    print(f"{'no result':<28}" + "".join(f"{v:>9}" if j == 0 else f"{v:>10}" for j, v in enumerate(count_bins(fails))))
-    for key, label in (("nme_det", "NME detector (%)"), ("nme_fit", "NME fitted model (%)")):
-        vals = binned(key)
-        print(f"{label:<28}" + "".join(f"{v * 100:>9.2f}" if j == 0 else f"{v * 100:>10.2f}" for j, v in enumerate(vals)))
-    if ok:
-        pred = np.array([r["ypr"] for r in ok])
-        gt = np.array([r["gt_ypr"] for r in ok]) * AFLW_SIGN
-        err = np.abs(pred - gt)
-        err = np.minimum(err, 360 - err)
-        corr = [np.corrcoef(pred[:, k], gt[:, k])[0, 1] if len(ok) > 2 else float("nan") for k in range(3)]
-        print(f"pose MAE (deg): yaw {err[:, 0].mean():.2f}  pitch {err[:, 1].mean():.2f}  roll {err[:, 2].mean():.2f}  "
-              f"mean {err.mean():.2f}   (sign check, corr: {corr[0]:+.2f} {corr[1]:+.2f} {corr[2]:+.2f})")
-        absyaw = np.abs(np.array([r["gt_ypr"][0] for r in ok]))
-        for a, b in BINS:
-            sel = (absyaw <= b) & ((absyaw > a) | (a == 0))
-            if sel.any():
-                m = err[sel].mean(0)
-                print(f"  pose MAE |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}")
-        l1 = np.nanmean([r["l1"] for r in ok])
-        ss = np.nanmean([r["ssim"] for r in ok])
-        print(f"thesis Table 4.2 protocol (face region): L1 {l1:.4f}  SSIM {ss:.4f}")
-        print(f"median seconds per image: {np.median([r['seconds'] for r in rows]):.2f}")
-    if fails:
-        print("no result: " + ", ".join(r["name"] for r in fails[:50]) + (" ..." if len(fails) > 50 else ""))
+    print(f"\nAFLW2000-3D ({args.data_dir}): {len(imgs)} images; photometric {'off' if args.no_photometric else 'on'}"
+          f"{', fast' if args.fast else ''}")
+    summ = [_report(rows[d], d) for d in args.detector]
+    if len(summ) > 1:
+        print("\nside by side (NME %: detector landmarks / fitted model; all and per |yaw| bin)")
+        print(f"{'backend':<10}{'no result':>10}" + "".join(f"{c:>16}" for c in ("all", "[0,30]", "[30,60]", "[60,90]"))
+              + f"{'pose MAE':>10}")
+        for s_ in summ:
+            cells = "".join(f"{a * 100:>8.2f}/{b * 100:<7.2f}" for a, b in zip(s_["nme_det"], s_["nme_fit"], strict=True))
+            print(f"{s_['backend']:<10}{s_['no_result']:>10}{cells}{s_.get('pose_mae_fit', float('nan')):>10.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

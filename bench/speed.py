@@ -1,11 +1,14 @@
 """Wall time of the whole reconstruct pipeline per image, with a per-stage breakdown.
 
-    python bench/speed.py [--repeats 5] [--size 512] [--texture-size 1024] [--fast] [IMAGES...]
+    python bench/speed.py [--repeats 5] [--size 512] [--texture-size 1024] [--fast]
+        [--detector dlib|recon3d] [IMAGES...]
 
 Default inputs: scikit-image's astronaut and matplotlib's grace_hopper, resized so the longer
 side is ``--size`` pixels. Each image is reconstructed ``--repeats`` times (after one warm-up run,
 which also pays one-off costs such as loading the model and building the UV raster cache) and the
 median per stage is printed. Export (OBJ + MTL + PNG texture + json + extras) is included.
+A second table breaks face detection + landmarks down per stage (milliseconds per face, batch 1):
+dlib's detector stages and, for the ``recon3d`` backend, the regressor (crop + network, both passes).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--texture-size", type=int, default=1024)
     ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--detector", default="dlib", help="landmark backend of the pipeline (dlib, recon3d)")
     args = ap.parse_args(argv)
 
     import torch
@@ -58,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     model = load_default_model()
     t_model = time.perf_counter() - t0
-    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, detector=args.detector)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model load {t_model * 1000:.0f} ms, "
-          f"texture {args.texture_size}^2, fast={args.fast}")
+          f"texture {args.texture_size}^2, fast={args.fast}, detector {args.detector}")
     stages = ["load", "detect", "fit", "texture", "export", "total"]
     print(f"{'image':<14}" + "".join(f"{s:>10}" for s in stages) + "   (median seconds)")
     all_totals = []
@@ -84,7 +88,29 @@ def main(argv: list[str] | None = None) -> int:
             all_totals.extend(runs["total"])
             print(f"{name:<14}" + "".join(f"{med[s]:>10.3f}" for s in stages))
     print(f"median total over all images: {statistics.median(all_totals):.3f} s")
+    _landmark_breakdown(args)
     return 0
+
+
+def _landmark_breakdown(args) -> None:
+    from recon3d.detect import detect_faces
+    from recon3d.io import load_image
+
+    print("\nlandmarks per face (median ms over repeats; dlib stages as run by the chain)")
+    for backend in ("dlib", "recon3d"):
+        for name, img in _inputs(args.images, args.size):
+            image = load_image(img).image
+            runs: dict[str, list[float]] = {}
+            for r in range(args.repeats + 1):
+                tm: dict[str, float] = {}
+                t0 = time.perf_counter()
+                detect_faces(image, backend=backend, timings=tm)
+                tm["total"] = (time.perf_counter() - t0) * 1000
+                if r:
+                    for k, v in tm.items():
+                        runs.setdefault(k, []).append(v)
+            cells = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in runs.items())
+            print(f"  {backend:<8} {name:<14} {cells}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="image files, folders or globs")
     p.add_argument("--demo", choices=DEMOS, help="use a public-domain photo bundled with a dependency")
     p.add_argument("--mask", default=None, help="user occlusion mask image (same size; non-black = occluded)")
-    p.add_argument("--threshold", type=float, default=16.0, help="skin-model distance threshold (default 16)")
+    p.add_argument("--threshold", type=float, default=20.0, help="skin-model distance threshold (default 20)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")

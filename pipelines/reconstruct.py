@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip faces whose output folder is already complete")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--landmarks", default=None, help="68 landmarks (.pts/.txt/.npy) for a single input: skips detection")
-    p.add_argument("--detector", choices=["dlib", "face_alignment"], default="dlib", help="landmark backend (default dlib)")
+    p.add_argument("--detector", choices=["dlib", "recon3d", "face_alignment"], default="recon3d",
+                   help="landmark backend (default recon3d: dlib's detector chain + our large-pose regressor; "
+                        "dlib: dlib's frontal 68-point predictor)")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face (default: the largest)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset (fewer photometric iterations)")
     p.add_argument("--no-photometric", action="store_true", help="landmark fit only (no analysis-by-synthesis)")

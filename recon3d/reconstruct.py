@@ -43,7 +43,9 @@ class ReconstructConfig:
         photometric: run the analysis-by-synthesis stage (off: landmark fit only).
         delight: divide the fitted shading out of the texture (albedo-like texture).
         mirror: mirror visible texels into missing symmetric texels before Poisson blending.
-        detector: landmark backend (``"dlib"`` or ``"face_alignment"``).
+        detector: landmark backend (default ``"recon3d"``: dlib's detector chain, then recon3d's
+            large-pose regressor; ``"dlib"``: dlib's frontal predictor; ``"face_alignment"``; see
+            :mod:`recon3d.detect`).
         fit: an explicit :class:`recon3d.fitting.FitConfig` (overrides ``fast``).
     """
 
@@ -52,7 +54,7 @@ class ReconstructConfig:
     photometric: bool = True
     delight: bool = False
     mirror: bool = True
-    detector: str = "dlib"
+    detector: str = "recon3d"
     fit: object | None = None
 
 
@@ -190,7 +192,7 @@ class Reconstruction:
         return sorted(out_dir.iterdir())
 
 
-def _fit_config(cfg: ReconstructConfig):
+def _fit_config(cfg: ReconstructConfig, landmarks_3d: bool = False):
     from dataclasses import replace
 
     from .fitting import FitConfig
@@ -201,6 +203,8 @@ def _fit_config(cfg: ReconstructConfig):
         fc = FitConfig.fast() if cfg.fast else FitConfig()
     if not cfg.photometric:
         fc = replace(fc, photo=False)
+    if landmarks_3d:  # 3-D convention landmarks: fixed jaw points, no sliding contour
+        fc = replace(fc, dynamic_contour=False)
     return fc
 
 
@@ -215,6 +219,7 @@ def reconstruct_all(
     *,
     model: MorphableModel | None = None,
     landmarks: torch.Tensor | np.ndarray | str | os.PathLike | None = None,
+    landmarks_3d: bool = False,
     config: ReconstructConfig = ReconstructConfig(),
     all_faces: bool = False,
     device: str | torch.device | None = None,
@@ -228,6 +233,8 @@ def reconstruct_all(
         model: a :class:`MorphableModel` (default: the shipped ``recon3d_face_v1``).
         landmarks: user-supplied 68 landmarks (``(68, 2)`` pixels, or a ``.pts``/``.txt``/``.npy``
             file): skips detection.
+        landmarks_3d: the supplied landmarks follow the 3-D convention (AFLW2000-3D, the
+            ``recon3d`` backend): fit them with fixed jaw points instead of the sliding contour.
         config: :class:`ReconstructConfig`.
         all_faces: reconstruct every detected face (largest first).
         device: torch device for fitting (default CPU, or the model's device).
@@ -263,18 +270,18 @@ def reconstruct_all(
             lmk = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
         if lmk.shape != (68, 2):
             raise ShapeError(f"reconstruct(): landmarks must be (68, 2) pixels, got {tuple(lmk.shape)}")
-        faces = [(lmk, "user")]
+        faces = [(lmk, "user", bool(landmarks_3d))]
     else:
         dets = detect_faces(img, backend=config.detector, all_faces=all_faces)
         if not dets:
             raise NoFaceError(f"no face found in {loaded.name}: no detector stage found a face")
-        faces = [(d.lmk_px, d.method) for d in dets]
+        faces = [(d.lmk_px, d.method, d.landmarks_3d) for d in dets]
     timings["detect"] = time.perf_counter() - t0
 
     results = []
-    for i, (lmk, method) in enumerate(faces):
+    for i, (lmk, method, lmk3d) in enumerate(faces):
         nm = stem if len(faces) == 1 else f"{stem}_face{i}"
-        results.append(_reconstruct_one(img, loaded.path, nm, lmk, method, model, config, dev, dict(timings), cb))
+        results.append(_reconstruct_one(img, loaded.path, nm, lmk, method, model, config, dev, dict(timings), cb, lmk3d))
     return results
 
 
@@ -291,14 +298,14 @@ def reconstruct(image, **kwargs) -> Reconstruction:
     return reconstruct_all(image, all_faces=False, **kwargs)[0]
 
 
-def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, cb) -> Reconstruction:
+def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, cb, landmarks_3d=False) -> Reconstruction:
     from .conventions import opencv_to_opengl_cam
     from .fitting import fit
     from .mesh.geometry import vertex_normals
     from .render import sh_shading
     from .texture import bake_vertex_attr_to_uv, complete_texture, remove_shading, unwrap_texture, uv_raster
 
-    fc = _fit_config(config)
+    fc = _fit_config(config, landmarks_3d)
     image_b = img[None].to(dev)
     lmk_b = lmk[None].to(dev, torch.float32)
 

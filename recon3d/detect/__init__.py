@@ -5,6 +5,10 @@ Backends:
 * ``"dlib"`` (default): dlib's HOG detector with fallbacks (upsampling, the MMOD CNN detector on
   a downscaled copy, a verified centre-box start for tight crops) and dlib's 68-point shape
   predictor, from ``dlib-bin`` + ``face-recognition-models``. See :mod:`recon3d.detect.dlib_backend`.
+* ``"recon3d"``: the same detector chain, then recon3d's own landmark regressor
+  (``assets/recon3d_landmarks_v1.safetensors``, trained on synthesized profile views), which
+  handles large yaw; its landmarks are in the 3-D convention (see :class:`FaceDetection`).
+  See :mod:`recon3d.detect.recon3d_backend`.
 * ``"face_alignment"`` (optional): the ``face-alignment`` package, used only when its weights are
   already on disk; see :mod:`recon3d.detect.fa_backend`.
 
@@ -42,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Names accepted by ``backend=``.
-BACKENDS = ("dlib", "face_alignment")
+BACKENDS = ("dlib", "recon3d", "face_alignment")
 
 
 def _unwrap(image) -> tuple[torch.Tensor | np.ndarray, str | None]:
@@ -66,9 +70,9 @@ def detect_faces(
     Args:
         image: ``(H, W, 3)`` (or ``(1, H, W, 3)``) float32 RGB in ``[0, 1]``, a uint8 array, or a
             :class:`recon3d.io.LoadedImage`.
-        backend: ``"dlib"`` or ``"face_alignment"``.
+        backend: ``"dlib"``, ``"recon3d"`` or ``"face_alignment"``.
         all_faces: return every face; by default only the largest.
-        stages: dlib only: which stages of :data:`DLIB_STAGES` to run (default
+        stages: dlib and recon3d: which detector stages of :data:`DLIB_STAGES` to run (default
             :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone).
         max_side: dlib only: HOG runs on a copy whose longest side is at most this.
         timings: if given, filled with milliseconds per stage (dlib only).
@@ -93,21 +97,33 @@ def detect_faces(
             max_side=max_side,
             timings=timings,
         )
+    elif backend == "recon3d":
+        from .recon3d_backend import detect_faces_recon3d
+
+        raw = detect_faces_recon3d(
+            u8,
+            all_faces=all_faces,
+            stages=DEFAULT_STAGES if stages is None else tuple(stages),
+            max_side=max_side,
+            timings=timings,
+        )
     elif backend == "face_alignment":
         from .fa_backend import detect_faces_fa
 
         raw = detect_faces_fa(u8)
     else:
         raise ValueError(f"detect_faces(): unknown backend {backend!r}; choose from {BACKENDS}")
-    dets = [
-        FaceDetection(
+    dets = []
+    for r in raw:  # (box, score, lmk, method[, pose_deg]); a pose means the recon3d regressor
+        box, score, lmk, method = r[:4]
+        dets.append(FaceDetection(
             box_xyxy=torch.tensor(np.asarray(box, dtype=np.float32)),
             score=float(score),
             lmk_px=torch.tensor(np.asarray(lmk, dtype=np.float32)),
             method=method,
-        )
-        for box, score, lmk, method in raw
-    ]
+            landmarks_3d=len(r) > 4,
+            pose_deg=torch.tensor(np.asarray(r[4], dtype=np.float32)) if len(r) > 4 else None,
+        ))
     dets.sort(key=lambda d: -d.area)
     if not all_faces:
         dets = dets[:1]

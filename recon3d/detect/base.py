@@ -25,13 +25,19 @@ class FaceDetection:
         lmk_px: ``(68, 2)`` float32 iBUG-68 landmarks, 0-based pixel centres of the input image.
         method: which stage found the face: ``"hog"``, ``"hog-upsampled"``, ``"hog-mirrored"``,
             ``"cnn"``, ``"fallback-lowthresh"``, ``"fallback-centre"`` (dlib backend) or
-            ``"face_alignment"``.
+            ``"face_alignment"``; ``"<stage>+recon3d"`` for the ``recon3d`` backend.
+        landmarks_3d: the landmarks follow the 3-D convention of AFLW2000-3D (jaw points on the
+            3-D jaw line even where it is hidden; ``recon3d`` backend) rather than the visible
+            outline (dlib, face-alignment, 300-W annotations).
+        pose_deg: ``(3,)`` head pose (yaw, pitch, roll) in degrees when the backend estimates it.
     """
 
     box_xyxy: torch.Tensor
     score: float
     lmk_px: torch.Tensor
     method: str
+    landmarks_3d: bool = False
+    pose_deg: torch.Tensor | None = None
 
     @property
     def area(self) -> float:

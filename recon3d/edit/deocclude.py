@@ -14,7 +14,10 @@ visible face region ``M_f`` from the robust photometric fit itself:
    brows and lips are not skin-coloured, so there the occluder mask only grows from adjacent
    occluded skin into pixels that are also far (half the threshold) from the skin model; this
    lets sunglasses cover the eyes but keeps bare eyes and lips visible.
-4. Morphological cleanup scaled by the face size: opening, removal of small blobs, closing,
+4. Hysteresis: the occluder blobs found so far (seeds) grow through connected face pixels whose
+   distance exceeds ``_HYST_LOW`` times the threshold (weak evidence counts only next to strong
+   evidence; an isolated weak patch is not an occluder).
+5. Morphological cleanup scaled by the face size: opening, removal of small blobs, closing,
    hole filling. A band along the rendered silhouette (2% of the face size) is never called
    occluded (fit misalignment there is not an occluder).
 
@@ -22,8 +25,12 @@ Filling (the thesis's ``I_p``): the photo is re-unwrapped into UV *excluding tex
 the occlusion mask* (so the fill never copies the occluder), de-lit by the fitted shading, completed
 by mirroring and Poisson blending into the fitted 3DMM albedo (:func:`recon3d.texture.complete_texture`
 with ``keep_visible=True``), rendered at the fitted pose relit by the fitted SH, and Poisson-blended
-into the photo over the (slightly dilated) occlusion mask. Every pixel outside the returned
-``occlusion_mask`` is exactly the input pixel.
+into the photo over the (slightly dilated) occlusion mask. The Poisson boundary values come from
+the photo only where it is confidently visible face; boundary pixels off the rendered face (an
+occluder usually goes on past the silhouette) or with a high occlusion score (occluder leftovers)
+take the rendered face instead (extended past the silhouette, shifted by the median photo-minus-
+render offset of the visible face around the hole), so the fill does not drag the occluder's colour
+in. Every pixel outside the returned ``occlusion_mask`` is exactly the input pixel.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ _FEATURE_LABELS = (2, 3, 4)  # eyes, brows, lips
 _FEATURE_FLOOR = np.array([0.04, 0.04, 0.06])
 #: mixture components of the absolute chroma model (skin, occluder(s), hair/background at the rim)
 _N_CHROMA = 3
+#: hysteresis: occluder seeds grow through connected pixels above this fraction of the threshold
+_HYST_LOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -258,13 +267,14 @@ def _refine_boundary(img: np.ndarray, occ: np.ndarray, domain: np.ndarray, clean
     return ndimage.binary_fill_holes(out) & domain
 
 
-def detect_occlusion(rec, *, threshold: float = 16.0, min_blob: float = 0.004) -> OcclusionEstimate:
+def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004) -> OcclusionEstimate:
     """Find the pixels of the rendered face region that the fitted model cannot explain.
 
     Args:
         rec: a :class:`recon3d.reconstruct.Reconstruction`.
         threshold: squared Mahalanobis distance (3 dof) above which a skin pixel is an occluder
-            (16 ~ chi-square 99.9%).
+            (16 ~ chi-square 99.9%; the default 20 balances mask IoU against identity on
+            bench/occlusion.py, see docs/benchmarks/edit.md).
         min_blob: occluder blobs smaller than this fraction of the face area are dropped.
 
     Returns:
@@ -304,6 +314,10 @@ def detect_occlusion(rec, *, threshold: float = 16.0, min_blob: float = 0.004) -
         sizes = ndimage.sum(occ, lbl, index=np.arange(1, n + 1))
         keep = np.flatnonzero(sizes >= min_blob * n_face) + 1
         occ = np.isin(lbl, keep)
+    if occ.any() and _HYST_LOW < 1.0:  # hysteresis: grow the seeds through connected weaker evidence
+        weak = inner & (d2 > _HYST_LOW * threshold)
+        weak = ndimage.binary_opening(weak, disk(r)) | occ
+        occ = ndimage.binary_propagation(occ, mask=weak)
     occ = ndimage.binary_closing(occ, disk(2 * r)) & inner
     occ = ndimage.binary_fill_holes(occ) & inner
     occ = _refine_boundary(img, occ, inner, ~occ & inner & (d2 < 0.5 * threshold), r)
@@ -332,8 +346,39 @@ def _occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Ten
     return comp.texture[0].clamp(0, 1.5)
 
 
+def _untrusted_boundary(omega: np.ndarray, face: np.ndarray, score: np.ndarray | None) -> np.ndarray:
+    """Pixels just outside ``omega`` whose colour must not be propagated into the fill: near the face
+    but not confidently visible face (outside the rendered face, where an occluder usually goes on
+    past the silhouette, or with an occlusion score above half the threshold: occluder leftovers)."""
+    bnd = dilate(omega, 1) & ~omega
+    size = np.sqrt(max(int(face.sum()), 1))
+    near_face = dilate(face, max(2, int(round(0.05 * size))))
+    trusted = erode(face, 2)
+    if score is not None:
+        trusted = trusted & (score < 0.5)
+    return bnd & near_face & ~trusted
+
+
+def _render_boundary_values(img: np.ndarray, rendered: np.ndarray, cov: np.ndarray, face: np.ndarray,
+                            omega: np.ndarray) -> np.ndarray:
+    """The rendered face extended past its silhouette (nearest covered pixel), shifted by the median
+    photo-minus-render offset on the visible face around ``omega``: boundary values for the fill
+    where the photo's own pixels are not to be trusted."""
+    from scipy import ndimage
+
+    covered = cov > 0.99
+    if not covered.any():
+        return img
+    idx = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
+    ext = rendered[idx[0], idx[1]]
+    size = np.sqrt(max(int(face.sum()), 1))
+    ring = dilate(omega, max(3, int(round(0.1 * size)))) & erode(face, 2) & ~dilate(omega, 1)
+    off = np.median(img[ring] - rendered[ring], 0) if ring.sum() >= 20 else np.zeros(3)
+    return np.clip(ext + off, 0, 1).astype(img.dtype)
+
+
 def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int = 2,
-              threshold: float = 16.0) -> DeoccludeResult:
+              threshold: float = 20.0) -> DeoccludeResult:
     """Remove occluders (glasses, hands, hair, masks...) from the face of a reconstruction.
 
     Args:
@@ -365,12 +410,14 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         if um.shape != (H, W):
             raise ShapeError(f"deocclude(): mask must be ({H}, {W}) like the image, got {tuple(_np(mask).shape)}")
         occ = um > 0.5 if um.dtype != bool else um.copy()
-        _, _, face, _ = _render_model(rec)
+        face = _render_model(rec)[2]
         omega = occ
+        score = None
     else:
         est = detect_occlusion(rec, threshold=threshold)
         face = est.face_mask.numpy()
         occ = est.occlusion_mask.numpy()
+        score = est.score.numpy() / threshold
         omega = dilate(occ, dilate_px) & erode(face, 1) if occ.any() else occ
     ts = texture_size or min(int(rec.texture.shape[0]), 512)
     tex = _occluder_free_texture(rec, omega, ts)
@@ -381,7 +428,13 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         outside = omega & (cov[..., 0] < 0.999)
         base = diffuse_fill(img, outside) if outside.any() else img
         src = cov * rendered + (1 - cov) * base
-        result = poisson_paste(img, src, omega)
+        untrusted = _untrusted_boundary(omega, face, score)
+        target = img
+        if untrusted.any():
+            target = img.copy()
+            target[untrusted] = _render_boundary_values(img, rendered, cov[..., 0], face, omega)[untrusted]
+        result = poisson_paste(target, src, omega)
+        result = np.where(omega[..., None], result, img)
     else:
         result = img.copy()
     return DeoccludeResult(image=torch.from_numpy(result), occlusion_mask=torch.from_numpy(omega),

@@ -411,7 +411,7 @@ def fit_landmarks(lmk_px: torch.Tensor, *, model: MorphableModel, K: torch.Tenso
     R, t, shape, expr, sel, n, conv = _lm(
         lmk_px, w, b, K, axis_angle_to_matrix(init.rot), init.trans, shape, expr, iters=config.lmk_iters,
         reg_shape=config.w_reg_shape / config.w_lmk, reg_expr=config.w_reg_expr / config.w_lmk,
-        huber_px=config.lmk_huber_px, dynamic_contour=True, tol=config.tol, callback=callback, history=history)
+        huber_px=config.lmk_huber_px, dynamic_contour=config.dynamic_contour, tol=config.tol, callback=callback, history=history)
     params = FaceParams(shape=shape, expr=expr, albedo=init.albedo, rot=matrix_to_axis_angle(R), trans=t, light=init.light)
     res = _make_result(model, params, K, image_size or _image_size_from_K(K), sel, b, history, n, conv)
     return _with_timings(res, {"init": t_init, "landmarks": time.perf_counter() - t0 - t_init})

@@ -117,6 +117,9 @@ class FitConfig:
         lmk_iters: LM iterations (the jaw contour is re-selected at each).
         lmk_huber_px: Huber threshold of the landmark residual, in pixels of a face whose
             landmark box diagonal is 200 px (residuals are normalised by face size).
+        dynamic_contour: jaw landmarks slide along the occluding contour (2-D annotations such
+            as dlib's and 300-W's); False: fixed jaw points, for landmarks in the 3-D convention
+            of AFLW2000-3D (recon3d's own regressor, ``detector="recon3d"``).
         w_lmk: landmark weight. w_reg_shape / w_reg_expr: weights of the N(0, 1) Gaussian priors
             on the coefficients during the landmark stage (relative to the normalised landmark
             term, i.e. roughly (landmark noise in reference pixels)^2 / 68).
@@ -140,6 +143,7 @@ class FitConfig:
 
     lmk_iters: int = 12
     lmk_huber_px: float = 4.0
+    dynamic_contour: bool = True
     w_lmk: float = 1.0
     w_reg_shape: float = 0.02
     w_reg_expr: float = 0.02

@@ -268,7 +268,7 @@ def fit_photometric(image: torch.Tensor, lmk_px: torch.Tensor, *, model: Morphab
 
     b = _lmk_bases(model, shape.shape[1], expr.shape[1])
     fsize = face_size_px(lmk_px)
-    sel = _select(b, R0, p0.trans, K, p0.shape, p0.expr) if b.has_contour else None
+    sel = _select(b, R0, p0.trans, K, p0.shape, p0.expr) if (b.has_contour and config.dynamic_contour) else None
 
     def current():
         R = axis_angle_to_matrix(d_rot * _ROT_UNIT) @ R0
@@ -286,7 +286,7 @@ def fit_photometric(image: torch.Tensor, lmk_px: torch.Tensor, *, model: Morphab
                             topology=topo)
         wmap = face_weight_map(model, verts_cam, Kc, out.tri_id) * out.mask[..., 0].detach() * valid
         l_photo = photometric_loss(out.image, crop, wmap, robust=config.robust, scale=config.robust_scale)
-        if b.has_contour and it % 10 == 0:
+        if b.has_contour and config.dynamic_contour and it % 10 == 0:
             sel = _select(b, R.detach(), t.detach(), K, shape.detach(), expr.detach())
         X = _points(*_assemble(b, sel, B), shape, expr)
         lmk_pred = r.project_to_px(X @ R.transpose(1, 2) + t[:, None], K)[..., :2]
@@ -310,7 +310,7 @@ def fit_photometric(image: torch.Tensor, lmk_px: torch.Tensor, *, model: Morphab
         params = params.detach()
         verts = model.shape(params.shape, params.expr)
         verts_cam = verts @ R.transpose(1, 2) + t[:, None]
-        if b.has_contour:
+        if b.has_contour and config.dynamic_contour:
             sel = _select(b, R, t, K, params.shape, params.expr)
         X = _points(*_assemble(b, sel, B), params.shape, params.expr)
         lmk_fit = r.project_to_px(X @ R.transpose(1, 2) + t[:, None], K)[..., :2]

@@ -1,0 +1,272 @@
+"""recon3d's landmark regressor: view synthesis, training, shipped weights, the ``recon3d`` backend."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def astronaut_lmk():
+    """The astronaut photo (float [0, 1]) and dlib's 68 landmarks for it."""
+    from recon3d.detect import detect_landmarks
+
+    img = skimage_data.astronaut().astype(np.float32) / 255.0
+    det = detect_landmarks(torch.from_numpy(img), backend="dlib")
+    return img, det.lmk_px.numpy().astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from recon3d.morphable.default import load_default_model
+
+    return load_default_model()
+
+
+# ------------------------------------------------------------------------------------------------
+# synthesis
+# ------------------------------------------------------------------------------------------------
+def test_source_view_reproduces_annotation(astronaut_lmk, model):
+    """At the photo's own pose and without crop jitter, the labels map back onto the annotation
+    (the annotation offsets are lifted to 3-D and rotated by the identity)."""
+    from recon3d.regressor.synth import synthesize_views
+
+    img, lmk = astronaut_lmk
+    v = synthesize_views(img, lmk, model, np.zeros((0, 3)), size=128, center_jitter=0, scale_jitter=0,
+                         include_source=True)
+    assert v.images.shape == (1, 128, 128, 3) and v.images.dtype == np.uint8
+    box = v.box[0].astype(np.float64)
+    side = box[2] - box[0]
+    back = box[:2] + (v.lmk[0] + 0.5) * side / 128 - 0.5
+    # the photo is downscaled before rendering (box filter), so allow a fraction of a pixel
+    err = np.linalg.norm(back - lmk, axis=1)
+    assert err[17:].max() < 1.0, err[17:].max()
+    np.testing.assert_allclose(v.pose_deg[0], v.source_pose_deg, atol=1e-3)
+    # the rendered crop resembles the photo's own crop (same content, small resampling error)
+    from recon3d.regressor.net import _crop
+
+    x, _ = _crop(torch.from_numpy(img), box)
+    ref = x[0].permute(1, 2, 0).numpy()  # central 112 of the 128 crop
+    ours = v.images[0, 8:120, 8:120].astype(np.float32) / 255.0
+    assert np.abs(ours - ref).mean() < 0.06
+
+
+def test_yaw_moves_landmarks_the_right_way(astronaut_lmk, model):
+    """Turning the head to positive yaw (the subject's left, see conventions) moves the nose tip
+    towards the image side of the subject's left cheek and narrows the far half of the face."""
+    from recon3d.regressor.synth import synthesize_views
+
+    img, lmk = astronaut_lmk
+    v = synthesize_views(img, lmk, model, np.array([[0.0, 0, 0], [60.0, 0, 0], [-60.0, 0, 0]]), size=96,
+                         center_jitter=0, scale_jitter=0)
+    assert v.images.shape == (3, 96, 96, 3)
+    assert np.isfinite(v.lmk).all() and np.isfinite(v.lmk_z).all()
+
+    def rel_nose(k):  # nose tip relative to the outer eye corners, in units of their distance
+        l36, l45 = v.lmk[k, 36], v.lmk[k, 45]
+        return (v.lmk[k, 30, 0] - (l36[0] + l45[0]) / 2) / abs(l45[0] - l36[0])
+
+    assert abs(rel_nose(0)) < 0.15
+    assert rel_nose(1) * rel_nose(2) < 0  # opposite sides
+    assert abs(rel_nose(1)) > 0.3 and abs(rel_nose(2)) > 0.3
+    # depth: at +-60 degrees one eye is clearly further away than the other, with opposite signs
+    dz1 = v.lmk_z[1, 36] - v.lmk_z[1, 45]
+    dz2 = v.lmk_z[2, 36] - v.lmk_z[2, 45]
+    assert dz1 * dz2 < 0 and min(abs(dz1), abs(dz2)) > 5
+
+
+def test_sample_poses_ranges():
+    from recon3d.regressor.synth import sample_poses
+
+    p = sample_poses(np.random.default_rng(1), 2000, max_yaw=90)
+    assert np.abs(p[:, 0]).max() <= 90 and np.abs(p[:, 1]).max() <= 30 + 1e-9
+    assert (np.abs(p[:, 0]) > 60).mean() > 0.25  # profiles are well represented
+    assert np.array_equal(p, sample_poses(np.random.default_rng(1), 2000, max_yaw=90))
+
+
+# ------------------------------------------------------------------------------------------------
+# network and training
+# ------------------------------------------------------------------------------------------------
+def test_encode_decode_roundtrip():
+    from recon3d.regressor.net import decode, encode_targets
+
+    g = torch.Generator().manual_seed(0)
+    lmk = torch.rand(3, 68, 2, generator=g) * 111
+    z = torch.randn(3, 68, generator=g) * 10
+    pose = torch.randn(3, 3, generator=g) * 40
+    xy, z2, p2 = decode(encode_targets(lmk, z, pose))
+    torch.testing.assert_close(xy, lmk)
+    torch.testing.assert_close(z2, z)
+    torch.testing.assert_close(p2, pose)
+
+
+def test_flip_augmentation_is_consistent():
+    """A flipped sample's landmarks land on the flipped image features (identity swap + x mirror)."""
+    from recon3d.regressor.train import augment_batch
+
+    img = np.zeros((1, 128, 128, 3), np.uint8)
+    lmk = np.tile(np.array([[40.0, 50.0]], np.float32), (1, 68, 1))
+    lmk[0, 36] = (30.0, 50.0)  # a right-eye corner marked by a bright pixel
+    img[0, 50, 30] = 255
+    torch.manual_seed(0)
+    for seed in range(8):
+        gen = torch.Generator().manual_seed(seed)
+        x, lm, _, pose = augment_batch(torch.from_numpy(img), torch.from_numpy(lmk), torch.zeros(1, 68),
+                                       torch.tensor([[30.0, 5.0, 10.0]]), gen, photometric=False)
+        # the landmark whose position holds the bright pixel
+        k = 36 if pose[0, 0] > 0 else 45
+        xx, yy = lm[0, k].round().long().tolist()
+        ch = x[0].mean(0)
+        assert ch[yy, xx] > ch.mean() + 2.0, (seed, k)
+        if pose[0, 0] < 0:
+            assert pose[0, 2] < 0 and pose[0, 1] > 0
+
+
+def _write_tiny_set(root, astronaut_lmk, model, n_views=12):
+    from pipelines.synthesize_poses import _save_atomic
+    from recon3d.regressor.synth import sample_poses, synthesize_views
+
+    img, lmk = astronaut_lmk
+    (root / "samples").mkdir(parents=True)
+    keys = []
+    for i, flip in enumerate((False, True)):
+        im, lm = img, lmk
+        if flip:  # a second "photo": the mirrored astronaut
+            from recon3d.conventions import IBUG68_MIRROR
+
+            im = img[:, ::-1].copy()
+            lm = lmk[list(IBUG68_MIRROR)].copy()
+            lm[:, 0] = img.shape[1] - 1 - lm[:, 0]
+        v = synthesize_views(im, lm, model, sample_poses(np.random.default_rng(i), n_views), size=128, seed=i)
+        key = f"tiny__{i}"
+        _save_atomic(root / "samples" / f"{key}.npz", images=v.images, lmk=v.lmk, lmk_z=v.lmk_z, pose_deg=v.pose_deg,
+                     box=v.box, source_pose_deg=v.source_pose_deg)
+        keys.append(key)
+    (root / "train.txt").write_text("\n".join(keys) + "\n")
+    (root / "val.txt").write_text(keys[1] + "\n")
+
+
+def test_training_loss_decreases_and_resumes(tmp_path, astronaut_lmk, model):
+    from recon3d.regressor.net import LandmarkNet, load_regressor_net, save_regressor
+    from recon3d.regressor.train import TrainConfig, train
+
+    _write_tiny_set(tmp_path / "set", astronaut_lmk, model)
+    torch.manual_seed(0)
+    net = LandmarkNet(width=(8, 12, 16, 24, 32), hidden=64)
+    cfg = TrainConfig(epochs=8, batch=8, lr=3e-3, warmup_steps=5)
+    logs = []
+    net, hist = train(tmp_path / "set", tmp_path / "run", cfg, net=net, log_fn=logs.append)
+    assert len(hist) == 8
+    assert np.mean([h["train_loss"] for h in hist[-2:]]) < 0.85 * hist[0]["train_loss"], [h["train_loss"] for h in hist]
+    assert np.isfinite(hist[-1]["val_nme"])
+    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and json.loads(lines[-1])["epoch"] == 8
+    # the checkpoint loads without code execution and resuming at the end does nothing more
+    st = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert int(st["epoch"]) == 8
+    net2, hist2 = train(tmp_path / "set", tmp_path / "run", cfg, net=LandmarkNet(width=(8, 12, 16, 24, 32), hidden=64))
+    assert hist2 == []
+    # export / import round trip (fp16) gives the same predictions up to half precision
+    save_regressor(net2, tmp_path / "w.safetensors", meta={"note": "test"})
+    net3, meta = load_regressor_net(tmp_path / "w.safetensors")
+    assert meta == {"note": "test"}
+    x = torch.randn(2, 3, 112, 112)
+    torch.testing.assert_close(net3(x), net2.eval()(x), atol=2e-2, rtol=0)
+
+
+def test_bad_weight_files_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from recon3d.errors import AssetError
+    from recon3d.regressor.net import load_regressor_net
+
+    with pytest.raises(AssetError, match="not found"):
+        load_regressor_net(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(AssetError, match="not a safetensors"):
+        load_regressor_net(tmp_path / "junk.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "something-else"})
+    with pytest.raises(AssetError, match="not a recon3d landmark regressor"):
+        load_regressor_net(tmp_path / "other.safetensors")
+
+
+def test_synthesize_cli_refuses_test_set(tmp_path, capsys):
+    from pipelines.synthesize_poses import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "aflw2000-3d-dev"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert "test set" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# shipped weights and the recon3d backend
+# ------------------------------------------------------------------------------------------------
+def test_shipped_weights_load_safely():
+    from safetensors import safe_open
+
+    from recon3d.assets import manifest, resolve
+    from recon3d.regressor.net import FORMAT, REGRESSOR_ASSET, load_regressor_net
+
+    p = resolve(REGRESSOR_ASSET)  # checks the manifest's sha256
+    entry = manifest()[REGRESSOR_ASSET]
+    assert entry["bytes"] == p.stat().st_size <= 15 * 2**20
+    with safe_open(str(p), framework="pt") as f:
+        assert f.metadata()["format"] == FORMAT
+    net, meta = load_regressor_net(p)
+    assert "300-W" in meta["licence"]
+    out = net(torch.zeros(1, 3, 112, 112))
+    assert out.shape == (1, 207) and torch.isfinite(out).all()
+
+
+def test_shipped_weights_reproduce_recorded_dev_nme(shared_dir):
+    """The manifest records the regressor-only NME on a fixed AFLW2000-3D dev subset (first N
+    images, crop box from the ground truth); the shipped file must reproduce it within 0.05 %."""
+    import scipy.io as sio
+
+    from recon3d.assets import manifest
+    from recon3d.io import load_image
+    from recon3d.regressor.net import REGRESSOR_ASSET, load_regressor
+    from recon3d.regressor.train import evaluate_photos
+
+    check = manifest()[REGRESSOR_ASSET]["dev_check"]
+    d = shared_dir / "aflw2000-3d-dev"
+    imgs = sorted(d.glob("*.jpg"))[: check["n_images"]]
+    if len(imgs) < check["n_images"]:
+        pytest.skip(f"{d} has fewer than {check['n_images']} images")
+    photos = [(load_image(p).image.numpy(), sio.loadmat(p.with_suffix(".mat"))["pt3d_68"][:2].T) for p in imgs]
+    nme = evaluate_photos(load_regressor(), photos)
+    assert abs(float(nme.mean()) * 100 - check["nme_percent"]) < 0.05, (float(nme.mean()) * 100, check)
+
+
+def test_recon3d_backend_on_astronaut(astronaut_lmk):
+    from recon3d.detect import detect_faces
+    from recon3d.regressor.train import nme_per_image
+
+    img, lmk_dlib = astronaut_lmk
+    dets = detect_faces(torch.from_numpy(img), backend="recon3d")
+    assert len(dets) == 1
+    d = dets[0]
+    assert d.landmarks_3d and d.method.endswith("+recon3d") and d.pose_deg.shape == (3,)
+    # a frontal face: both backends agree closely on the inner landmarks (eyes, nose, mouth)
+    inner = slice(17, 68)
+    e = nme_per_image(d.lmk_px.numpy()[None, inner].astype(np.float64), lmk_dlib[None, inner])[0]
+    assert e < 0.05, e
+    assert abs(float(d.pose_deg[0])) < 30
+
+
+def test_reconstruct_with_recon3d_backend_uses_fixed_jaw(astronaut_lmk):
+    from recon3d.reconstruct import ReconstructConfig, reconstruct
+
+    img, _ = astronaut_lmk
+    cfg = ReconstructConfig(photometric=False, texture_size=128, detector="recon3d")
+    rec = reconstruct(torch.from_numpy(img), config=cfg)
+    assert rec.detection_method.endswith("+recon3d")
+    assert rec.fit.contour_idx is None  # static jaw embedding, no sliding contour
+    cfg2 = ReconstructConfig(photometric=False, texture_size=128, detector="dlib")
+    assert reconstruct(torch.from_numpy(img), config=cfg2).fit.contour_idx is not None
