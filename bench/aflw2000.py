@@ -15,11 +15,16 @@ yaw, roll (rad), tx, ty, tz, scale]) it runs detection + fitting and reports
   failures (listed, never silently dropped) and excluded from the NME means, which are reported
   with the failure count beside them. The ``recon3d`` backend's landmarks are in AFLW2000-3D's own
   3-D convention and its fit uses fixed jaw points; dlib's follow the visible outline;
-* head-pose MAE (yaw, pitch, roll, degrees) against ``Pose_Para``. Angle convention mapping: AFLW2000
-  (3DDFA) angles are measured in a y-up frame; recon3d's (see docs/CONVENTIONS.md) follow its
-  OpenCV camera frame. All three angles have opposite signs (``AFLW_SIGN``): determined on the dev
-  split by correlating the two and printed as a check on each run (the correlation of each mapped
-  angle must be strongly positive);
+* head-pose MAE (yaw, pitch, roll, degrees) against ``Pose_Para``. Angle convention mapping
+  (:func:`aflw_to_recon3d_ypr`): AFLW2000 (3DDFA) composes its rotation as Rx(pitch) Ry(yaw) Rz(roll)
+  in a y-up frame; recon3d (docs/CONVENTIONS.md) as Rz(roll) Ry(yaw) Rx(pitch) in its OpenCV frame,
+  where all three angles have the opposite sign. The ground-truth rotation is therefore rebuilt
+  from AFLW's angles in AFLW's order with the signs flipped and decomposed in recon3d's order. Near
+  frontal this is the sign flip (``AFLW_SIGN``); beyond 45° yaw the orders differ by several
+  degrees. The mapping was chosen on the dev split among all orders and signs (lowest MAE); the
+  correlation of each mapped angle is printed as a check. The geodesic angle between the two
+  rotations (order-free) is printed too: near ±90° yaw, pitch and roll are ill-conditioned in any
+  Euler order;
 * the thesis Table 4.2 protocol: L1 and SSIM between the input and the rendered reconstruction
   inside the rendered face region (non-face areas masked out; SSIM averaged over face pixels).
 
@@ -39,6 +44,27 @@ import numpy as np
 
 #: recon3d (yaw, pitch, roll) = AFLW_SIGN * AFLW (yaw, pitch, roll); see the module docstring.
 AFLW_SIGN = np.array([-1.0, -1.0, -1.0])
+
+
+def aflw_to_recon3d_ypr(gt_ypr_deg: np.ndarray) -> np.ndarray:
+    """AFLW2000 (yaw, pitch, roll) degrees ``(N, 3)`` to recon3d's (see the module docstring)."""
+    from scipy.spatial.transform import Rotation
+
+    g = np.radians(np.asarray(gt_ypr_deg, dtype=np.float64).reshape(-1, 3)) * AFLW_SIGN
+    R = Rotation.from_euler("XYZ", np.stack([g[:, 1], g[:, 0], g[:, 2]], 1))  # Rx(p) Ry(y) Rz(r)
+    zyx = R.as_euler("ZYX")  # R = Rz(roll) Ry(yaw) Rx(pitch)
+    return np.degrees(np.stack([zyx[:, 1], zyx[:, 2], zyx[:, 0]], 1))
+
+
+def geodesic_deg(ypr_a: np.ndarray, ypr_b: np.ndarray) -> np.ndarray:
+    """Angle of R_a^T R_b for recon3d-convention angles ``(N, 3)`` degrees."""
+    from scipy.spatial.transform import Rotation
+
+    def rot(y):
+        y = np.radians(np.asarray(y, dtype=np.float64).reshape(-1, 3))
+        return Rotation.from_euler("ZYX", np.stack([y[:, 2], y[:, 0], y[:, 1]], 1))
+
+    return np.degrees((rot(ypr_a).inv() * rot(ypr_b)).magnitude())
 BINS = [(0, 30), (30, 60), (60, 90)]
 
 
@@ -129,22 +155,26 @@ def _report(rows: list[dict], label: str) -> dict:
             if not have:
                 continue
             pred = np.array([r[key] for r in have])
-            gt = np.array([r["gt_ypr"] for r in have]) * AFLW_SIGN
+            gt = aflw_to_recon3d_ypr(np.array([r["gt_ypr"] for r in have]))
             err = np.abs(pred - gt)
             err = np.minimum(err, 360 - err)
+            geo = geodesic_deg(pred, gt)
             corr = [np.corrcoef(pred[:, k], gt[:, k])[0, 1] if len(have) > 2 else float("nan") for k in range(3)]
             print(f"pose MAE {name} (deg): yaw {err[:, 0].mean():.2f}  pitch {err[:, 1].mean():.2f}  roll {err[:, 2].mean():.2f}  "
                   f"mean {err.mean():.2f}   (sign check, corr: {corr[0]:+.2f} {corr[1]:+.2f} {corr[2]:+.2f})")
             summ[f"pose_mae_{name}"] = float(err.mean())
+            print(f"  geodesic rotation error (deg): mean {geo.mean():.2f}, median {np.median(geo):.2f}")
             absyaw = np.abs(np.array([r["gt_ypr"][0] for r in have]))
             for a, b in BINS:
                 sel = (absyaw <= b) & ((absyaw > a) | (a == 0))
                 if sel.any():
                     m = err[sel].mean(0)
-                    print(f"  |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}  mean {m.mean():.2f}")
-        l1 = np.nanmean([r["l1"] for r in ok])
-        ss = np.nanmean([r["ssim"] for r in ok])
-        if np.isfinite(l1):
+                    print(f"  |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}  "
+                          f"mean {m.mean():.2f}  geodesic {geo[sel].mean():.2f}")
+        l1s = [r["l1"] for r in ok if np.isfinite(r["l1"])]
+        l1 = float(np.mean(l1s)) if l1s else float("nan")
+        ss = float(np.mean([r["ssim"] for r in ok if np.isfinite(r["ssim"])])) if l1s else float("nan")
+        if l1s:
             print(f"thesis Table 4.2 protocol (face region): L1 {l1:.4f}  SSIM {ss:.4f}")
         summ.update(l1=float(l1), ssim=float(ss))
         print(f"median seconds per image: {np.median([r['seconds'] for r in rows]):.2f} "
@@ -163,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", nargs="+", default=["recon3d"], help="landmark backend(s), e.g. dlib recon3d")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write per-image results here")
+    ap.add_argument("--from-json", default=None, help="only re-print the tables of an earlier --json file")
     args = ap.parse_args(argv)
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())
+        summ = [_report(rs, d) for d, rs in rows.items()]
+        _side_by_side(summ)
+        return 0
 
     import scipy.io as sio
     import torch
@@ -199,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nAFLW2000-3D ({args.data_dir}): {len(imgs)} images; photometric {'off' if args.no_photometric else 'on'}"
           f"{', fast' if args.fast else ''}")
     summ = [_report(rows[d], d) for d in args.detector]
+    _side_by_side(summ)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def _side_by_side(summ: list[dict]) -> None:
     if len(summ) > 1:
         print("\nside by side (NME %: detector landmarks / fitted model; all and per |yaw| bin)")
         print(f"{'backend':<10}{'no result':>10}" + "".join(f"{c:>16}" for c in ("all", "[0,30]", "[30,60]", "[60,90]"))
@@ -206,9 +249,6 @@ def main(argv: list[str] | None = None) -> int:
         for s_ in summ:
             cells = "".join(f"{a * 100:>8.2f}/{b * 100:<7.2f}" for a, b in zip(s_["nme_det"], s_["nme_fit"], strict=True))
             print(f"{s_['backend']:<10}{s_['no_result']:>10}{cells}{s_.get('pose_mae_fit', float('nan')):>10.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--texture-size", type=int, default=1024)
     ap.add_argument("--fast", action="store_true")
-    ap.add_argument("--detector", default="dlib", help="landmark backend of the pipeline (dlib, recon3d)")
+    ap.add_argument("--detector", default="recon3d", help="landmark backend of the pipeline (default recon3d; dlib)")
     args = ap.parse_args(argv)
 
     import torch

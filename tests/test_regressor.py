@@ -270,3 +270,25 @@ def test_reconstruct_with_recon3d_backend_uses_fixed_jaw(astronaut_lmk):
     assert rec.fit.contour_idx is None  # static jaw embedding, no sliding contour
     cfg2 = ReconstructConfig(photometric=False, texture_size=128, detector="dlib")
     assert reconstruct(torch.from_numpy(img), config=cfg2).fit.contour_idx is not None
+
+
+def test_flip_test_is_mirror_consistent(astronaut_lmk):
+    """With the flip test the prediction for a mirrored photo is the mirrored prediction (up to
+    the integer crop placement); without it the two differ more."""
+    from recon3d.conventions import IBUG68_MIRROR
+    from recon3d.regressor.net import load_regressor
+    from recon3d.regressor.synth import crop_box_from_landmarks
+
+    img, lmk = astronaut_lmk
+    W = img.shape[1]
+    box = crop_box_from_landmarks(lmk)
+    mbox = np.array([W - 1 - box[2], box[1], W - 1 - box[0], box[3]])
+    errs = []
+    for flip in (True, False):
+        reg = load_regressor(flip_test=flip)
+        a = reg(img, box).lmk_px
+        b = reg(np.ascontiguousarray(img[:, ::-1]), mbox).lmk_px[list(IBUG68_MIRROR)]
+        b[:, 0] = W - 1 - b[:, 0]
+        errs.append(float(np.linalg.norm(a - b, axis=1).mean()))
+    assert errs[0] < 1.5, errs
+    assert errs[0] < errs[1], errs
