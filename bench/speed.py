@@ -111,6 +111,46 @@ def _landmark_breakdown(args) -> None:
                         runs.setdefault(k, []).append(v)
             cells = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in runs.items())
             print(f"  {backend:<8} {name:<14} {cells}")
+    _regressor_variants(args)
+
+
+def _regressor_variants(args) -> None:
+    """The regressor alone at batch 1: network forward, and crop + network for 1-2 passes with and
+    without the flip test, at 1 and 2 threads (median ms of 20 runs on the astronaut face)."""
+    import torch
+    from skimage.data import astronaut
+
+    from recon3d.regressor.net import LandmarkRegressor, load_regressor
+
+    net = load_regressor().net
+    img = astronaut().astype(np.float32) / 255.0
+    box = np.array([150.0, 20.0, 330.0, 200.0])
+    threads0 = torch.get_num_threads()
+    print("\nregressor alone (median ms per face, batch 1)")
+    for th in (1, 2):
+        torch.set_num_threads(th)
+        x = torch.zeros(1, 3, 112, 112)
+        with torch.no_grad():
+            for _ in range(5):
+                net(x)
+            ts = []
+            for _ in range(30):
+                t0 = time.perf_counter()
+                net(x)
+                ts.append(time.perf_counter() - t0)
+        cells = [f"network {statistics.median(ts) * 1000:.1f}"]
+        for passes, flip in ((1, False), (2, False), (2, True)):
+            r = LandmarkRegressor(net, passes=passes, flip_test=flip)
+            for _ in range(3):
+                r(img, box)
+            ts = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                r(img, box)
+                ts.append(time.perf_counter() - t0)
+            cells.append(f"{passes} pass{'es' if passes > 1 else ''}{' + flip' if flip else ''} {statistics.median(ts) * 1000:.1f}")
+        print(f"  threads {th}: " + "  ".join(cells))
+    torch.set_num_threads(threads0)
 
 
 if __name__ == "__main__":
