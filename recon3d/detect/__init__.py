@@ -87,26 +87,16 @@ def detect_faces(
     """
     img, _ = _unwrap(image)
     u8 = image_to_uint8_rgb(img, "detect_faces()")
+    chain = dict(all_faces=all_faces, stages=DEFAULT_STAGES if stages is None else tuple(stages), max_side=max_side,
+                 timings=timings)
     if backend == "dlib":
         from .dlib_backend import detect_faces_dlib
 
-        raw = detect_faces_dlib(
-            u8,
-            all_faces=all_faces,
-            stages=DEFAULT_STAGES if stages is None else tuple(stages),
-            max_side=max_side,
-            timings=timings,
-        )
+        raw = detect_faces_dlib(u8, **chain)
     elif backend == "recon3d":
         from .recon3d_backend import detect_faces_recon3d
 
-        raw = detect_faces_recon3d(
-            u8,
-            all_faces=all_faces,
-            stages=DEFAULT_STAGES if stages is None else tuple(stages),
-            max_side=max_side,
-            timings=timings,
-        )
+        raw = detect_faces_recon3d(u8, **chain)
     elif backend == "face_alignment":
         from .fa_backend import detect_faces_fa
 

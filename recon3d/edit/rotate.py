@@ -113,6 +113,13 @@ def _project(K: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     return (p[:, :2] / p[:, 2:3].clamp_min(1e-6)).numpy().astype(np.float64)
 
 
+def _backproject(K: torch.Tensor, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
+    """Camera-frame points at depth ``z`` under pixels ``xy``."""
+    Kinv = torch.linalg.inv(K.double()).float()
+    h = torch.from_numpy(np.concatenate([xy, np.ones((len(xy), 1))], 1).astype(np.float32))
+    return (h @ Kinv.T) * torch.from_numpy(z.astype(np.float32))[:, None]
+
+
 def image_anchors(verts_cam: torch.Tensor, boundary: np.ndarray, K: torch.Tensor, H: int, W: int) -> ImageAnchors:
     """Mesh the whole ``H x W`` image around a face for a 3DDFA-style "face profiling" warp.
 
@@ -212,9 +219,7 @@ class _Prep:
         return R_new @ self.R.T
 
     def backproject(self, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
-        Kinv = torch.linalg.inv(self.K[0].double()).float()
-        h = torch.from_numpy(np.concatenate([xy, np.ones((len(xy), 1))], 1).astype(np.float32))
-        return (h @ Kinv.T) * torch.from_numpy(z.astype(np.float32))[:, None]
+        return _backproject(self.K[0], xy, z)
 
 
 def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateResult:

@@ -187,13 +187,14 @@ class _Source:
         self.centre = R @ (vm.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width])) + t
 
     def project(self, X: torch.Tensor) -> np.ndarray:
-        p = X @ self.K.T
-        return (p[:, :2] / p[:, 2:3].clamp_min(1e-6)).numpy().astype(np.float64)
+        from ..edit.rotate import _project
+
+        return _project(self.K, X)
 
     def backproject(self, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
-        Kinv = torch.linalg.inv(self.K.double()).float()
-        h = torch.from_numpy(np.concatenate([xy, np.ones((len(xy), 1))], 1).astype(np.float32))
-        return (h @ Kinv.T) * torch.from_numpy(z.astype(np.float32))[:, None]
+        from ..edit.rotate import _backproject
+
+        return _backproject(self.K, xy, z)
 
 
 def _render_view(src: _Source, ypr_deg: np.ndarray, size: int, supersample: int, rng: np.random.Generator,
