@@ -7,7 +7,7 @@ Runs on the CPU (``--threads``) or on CUDA (``--device cuda``). Checkpoints go t
 every few minutes and after each epoch; rerunning the same command resumes (``--no-resume``
 starts over). ``--max-minutes`` stops cleanly (checkpoint kept) so a run can be continued later.
 Losses and the validation NME on the held-out photos are logged and appended to
-``OUT/history.jsonl``. ``--export`` writes fp16 safetensors weights with the training summary in
+``OUT/history.jsonl``. ``--init WEIGHTS`` fine-tunes exported weights. ``--export`` writes fp16 safetensors weights with the training summary in
 their metadata (the file the ``recon3d`` landmark backend loads).
 """
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     ap.add_argument("--no-resume", action="store_true", help="ignore OUT/last.pt and start over")
     ap.add_argument("--export", default=None, help="write fp16 safetensors weights here at the end")
+    ap.add_argument("--init", default=None, help="start from these safetensors weights (fine-tuning)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--seed", type=int, default=0)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from recon3d.errors import Recon3DError
     from recon3d.regressor.net import save_regressor
     from recon3d.regressor.train import TrainConfig, train
 
@@ -59,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, max_minutes=args.max_minutes)
     try:
-        net, hist = train(data, Path(args.out).expanduser(), cfg, device=args.device, resume=not args.no_resume)
-    except ValueError as e:
+        init = None
+        if args.init:
+            from recon3d.regressor.net import load_regressor_net
+
+            init, _ = load_regressor_net(args.init)
+        net, hist = train(data, Path(args.out).expanduser(), cfg, device=args.device, resume=not args.no_resume, net=init)
+    except (ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.export:
