@@ -39,7 +39,7 @@ from ._common import _np, albedo_texture, check_rec, diffuse_fill, erode, render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RotateResult", "ImageAnchors", "image_anchors", "rotate_face", "rotate_views", "frontalize",
+__all__ = ["RotateResult", "ImageAnchors", "image_anchors", "head_centre", "rotate_face", "rotate_views", "frontalize",
            "mesh_boundary_vertices"]
 
 _RING_SCALES = (1.3, 1.7, 2.3)
@@ -107,10 +107,36 @@ class ImageAnchors:
     src_all: np.ndarray
     tris: np.ndarray
 
+    def moved(self, K: torch.Tensor, D: torch.Tensor, centre: torch.Tensor,
+              boundary_cam: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Destinations of the kept control points when the head turns by ``D`` about ``centre``.
+
+        Args:
+            K: ``(3, 3)`` intrinsics; D: ``(3, 3)`` rotation; centre: ``(3,)`` camera frame.
+            boundary_cam: ``(Nb, 3)`` the face-boundary vertices after the rotation.
+
+        Returns:
+            ``(dst (N, 2) in the order of src_all, anchor depth after the rotation (A,))``; each
+            anchor moves ``anchor_w`` of the way with the head, border points stay.
+        """
+        a3r = (_backproject(K, self.anchor_xy, self.anchor_z) - centre) @ D.T + centre
+        w = self.anchor_w[:, None]
+        dst_a = w * _project(K, a3r) + (1 - w) * self.anchor_xy
+        dst = np.concatenate([_project(K, boundary_cam), dst_a, self.border_xy], 0)[self.keep]
+        return dst, a3r[:, 2].numpy()
+
 
 def _project(K: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     p = X @ K.T
     return (p[:, :2] / p[:, 2:3].clamp_min(1e-6)).numpy().astype(np.float64)
+
+
+def head_centre(verts_model: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Rotation centre of the head, camera frame: the vertex centroid pushed back (model -Z) by 0.35
+    face widths."""
+    width = float(verts_model[:, 0].max() - verts_model[:, 0].min())
+    c_model = verts_model.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width], dtype=verts_model.dtype)
+    return R @ c_model + t
 
 
 def _backproject(K: torch.Tensor, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
@@ -197,10 +223,7 @@ class _Prep:
             self.albedo_tex, _ = albedo_texture(rec, is_albedo=texture_is_albedo)
         else:
             raise ValueError(f"rotate_face(): texture must be 'recomplete' or 'reconstruction', got {texture!r}")
-        vm = rec.verts_model.detach().float().cpu()
-        width = float(vm[:, 0].max() - vm[:, 0].min())
-        c_model = vm.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width])
-        self.centre = self.R @ c_model + self.t
+        self.centre = head_centre(rec.verts_model.detach().float().cpu(), self.R, self.t)
         self.ypr0 = matrix_to_pose_angles(self.R[None].double())[0].float()
         self.boundary = mesh_boundary_vertices(rec.model.faces)
         self._anchor_setup()
@@ -209,17 +232,12 @@ class _Prep:
         return _project(self.K[0], X)
 
     def _anchor_setup(self) -> None:
-        a = image_anchors(self.verts_cam, self.boundary, self.K[0], self.H, self.W)
-        self.anchor_xy, self.anchor_z, self.anchor_w = a.anchor_xy, a.anchor_z, a.anchor_w
-        self.border_xy, self.src_b, self.keep, self.src_all, self.tris = a.border_xy, a.src_b, a.keep, a.src_all, a.tris
+        self.anchors = image_anchors(self.verts_cam, self.boundary, self.K[0], self.H, self.W)
         self.zmax = float(self.verts_cam[:, 2].max())
 
     def rotation(self, ypr_new: torch.Tensor) -> torch.Tensor:
         R_new = pose_angles_to_matrix(ypr_new[None].double())[0].float()
         return R_new @ self.R.T
-
-    def backproject(self, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
-        return _backproject(self.K[0], xy, z)
 
 
 def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateResult:
@@ -230,18 +248,13 @@ def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateRes
     v_new = (prep.verts_cam - c) @ D.T + c  # (V,3)
     H, W = prep.H, prep.W
     # -- background: move boundary vertices and anchors, warp the photo -----------------------
-    dst_b = prep.project(v_new[prep.boundary])
+    a = prep.anchors
     z_b = v_new[prep.boundary][:, 2].numpy()
-    a3 = prep.backproject(prep.anchor_xy, prep.anchor_z)
-    a3r = (a3 - c) @ D.T + c
-    p_rot = prep.project(a3r)
-    w = prep.anchor_w[:, None]
-    dst_a = w * p_rot + (1 - w) * prep.anchor_xy
+    dst, z_anchor = a.moved(prep.K[0], D, c, v_new[prep.boundary])
     z_far = prep.zmax + 1.0
-    z_a = prep.anchor_w * a3r[:, 2].numpy() + (1 - prep.anchor_w) * z_far
-    dst = np.concatenate([dst_b, dst_a, prep.border_xy], 0)[prep.keep]
-    z = np.concatenate([z_b, z_a, np.full(len(prep.border_xy), z_far + 1.0)], 0)[prep.keep]
-    wr = warp_triangles(prep.image, prep.src_all, dst, prep.tris, depth=z)
+    z_a = a.anchor_w * z_anchor + (1 - a.anchor_w) * z_far
+    z = np.concatenate([z_b, z_a, np.full(len(a.border_xy), z_far + 1.0)], 0)[a.keep]
+    wr = warp_triangles(prep.image, a.src_all, dst, a.tris, depth=z)
     # -- the rotated face, relit -----------------------------------------------------------------
     from ..render import rasterize
 

@@ -96,12 +96,16 @@ class LandmarkNet(nn.Module):
         return self.fc2(y)
 
 
-def normalise(images_u8: torch.Tensor) -> torch.Tensor:
-    """``(B, S, S, 3)`` uint8 -> ``(B, 3, S, S)`` float normalised network input."""
-    x = images_u8.permute(0, 3, 1, 2).float() / 255.0
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, S, S)`` in [0, 1] -> network input."""
     mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def normalise(images_u8: torch.Tensor) -> torch.Tensor:
+    """``(B, S, S, 3)`` uint8 -> ``(B, 3, S, S)`` float normalised network input."""
+    return _standardise(images_u8.permute(0, 3, 1, 2).float() / 255.0)
 
 
 def decode(out: torch.Tensor, size: int = INPUT_SIZE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -238,9 +242,7 @@ class LandmarkRegressor:
         m = (STORED_SIZE - INPUT_SIZE) // 2
         for _ in range(self.passes):
             x, (x0, y0, side) = _crop(img, box)
-            mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1)
-            xn = (x - mean) / std
+            xn = _standardise(x)
             if self.flip_test:
                 from ..conventions import IBUG68_MIRROR
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 from ..camera import axis_angle_to_matrix, matrix_to_pose_angles, pose_angles_to_matrix
+from ..edit.rotate import _project, head_centre, image_anchors, mesh_boundary_vertices
+from ..edit.warp import bilinear_sample
 from ..errors import ShapeError
 
 __all__ = ["SynthViews", "synthesize_views", "crop_box_from_landmarks", "sample_poses"]
@@ -91,12 +93,6 @@ def sample_poses(rng: np.random.Generator, n: int, *, max_yaw: float = 90.0, pit
     return np.stack([yaw, pitch, roll], 1)
 
 
-def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    from ..edit.warp import bilinear_sample
-
-    return bilinear_sample(image, xy)
-
-
 def _smooth_on_mesh(x: np.ndarray, faces: np.ndarray, iters: int) -> np.ndarray:
     """Average a per-vertex scalar with its one-ring neighbours ``iters`` times."""
     import scipy.sparse as sp
@@ -117,7 +113,6 @@ class _Source:
     """Pose-independent state for one photo."""
 
     def __init__(self, image: np.ndarray, lmk: np.ndarray, model, fit_iters: int, size: int):
-        from ..edit.rotate import image_anchors, mesh_boundary_vertices
         from ..fitting import FitConfig, default_intrinsics, fit_landmarks
         from ..render import rasterize
 
@@ -183,18 +178,10 @@ class _Source:
         # --- background mesh -----------------------------------------------------------------------
         self.boundary = mesh_boundary_vertices(faces)
         self.anchors = image_anchors(vc, self.boundary, self.K, H, W)
-        width = float(vm[:, 0].max() - vm[:, 0].min())
-        self.centre = R @ (vm.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width])) + t
+        self.centre = head_centre(vm, R, t)
 
     def project(self, X: torch.Tensor) -> np.ndarray:
-        from ..edit.rotate import _project
-
         return _project(self.K, X)
-
-    def backproject(self, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
-        from ..edit.rotate import _backproject
-
-        return _backproject(self.K, xy, z)
 
 
 def _render_view(src: _Source, ypr_deg: np.ndarray, size: int, supersample: int, rng: np.random.Generator,
@@ -208,12 +195,7 @@ def _render_view(src: _Source, ypr_deg: np.ndarray, size: int, supersample: int,
     L = (src.lmk3d - c) @ D.T + c
     lmk = src.project(L)
     a = src.anchors
-    a3 = src.backproject(a.anchor_xy, a.anchor_z)
-    a3r = (a3 - c) @ D.T + c
-    w = a.anchor_w[:, None]
-    dst_a = w * src.project(a3r) + (1 - w) * a.anchor_xy
-    dst_b = src.project(v[src.boundary])
-    dst_bg = np.concatenate([dst_b, dst_a, a.border_xy], 0)[a.keep]
+    dst_bg, _ = a.moved(src.K, D, c, v[src.boundary])
     # crop box, jittered
     box = crop_box_from_landmarks(lmk)
     side = (box[2] - box[0]) * float(np.exp(rng.uniform(-scale_jitter, scale_jitter)))
@@ -239,7 +221,7 @@ def _render_view(src: _Source, ypr_deg: np.ndarray, size: int, supersample: int,
     cov = (frags.tri_id[0] >= 0).numpy()
     sxy = interpolate(attr[None], frags, faces)[0].numpy()
     out = np.zeros((S, S, 3), np.float32)
-    out[cov] = _bilinear(src.image, sxy[cov])
+    out[cov] = bilinear_sample(src.image, sxy[cov])
     if supersample > 1:
         out = out.reshape(size, supersample, size, supersample, 3).mean((1, 3))
     lmk_c = (lmk - box[:2]) * (size / side) - 0.5
