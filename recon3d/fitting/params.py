@@ -139,6 +139,8 @@ class FitConfig:
             residual) or ``"l2"`` (plain squared error; for comparison).
         robust_scale: Geman-McClure scale in units of the robust sigma (1.4826 * median).
         light_reg: ridge weight of the least-squares SH initialisation towards ambient white.
+        photo_antialias: antialias the rendered silhouette (gives the outline pixels gradients;
+            the face-region weight is ~0 at the outline, so the default skips it: 30 % faster).
     """
 
     lmk_iters: int = 12
@@ -153,9 +155,9 @@ class FitConfig:
     n_albedo: int | None = 40
     fov_deg: float = DEFAULT_FOV_DEG
     photo: bool = True
-    photo_iters: int = 50
-    photo_lr: float = 0.03
-    photo_res: int = 160
+    photo_iters: int = 20
+    photo_lr: float = 0.05
+    photo_res: int = 128
     crop_scale: float = 1.4
     w_photo: float = 1.0
     w_lmk_photo: float = 1e-3
@@ -163,6 +165,7 @@ class FitConfig:
     robust: str = "gm"
     robust_scale: float = 3.0
     light_reg: float = 1e-2
+    photo_antialias: bool = False
     tol: float = 1e-6
 
     def __post_init__(self) -> None:
@@ -174,8 +177,15 @@ class FitConfig:
 
     @staticmethod
     def fast() -> "FitConfig":
-        """Fewer iterations and a 96-pixel crop: about 6x faster than the default, less detail."""
-        return FitConfig(lmk_iters=8, photo_iters=20, photo_res=96, photo_lr=0.04)
+        """Fewer iterations and a 96-pixel crop: about 1.7x faster than the default, less detail."""
+        return FitConfig(lmk_iters=8, photo_iters=12, photo_res=96, photo_lr=0.06)
+
+    @staticmethod
+    def thorough() -> "FitConfig":
+        """50 photometric iterations on a 160-pixel crop with antialiased silhouettes (the default
+        before 2026-11-30): about 3x slower; albedo and light explain the photo slightly better
+        (photometric L1 0.0559 vs 0.0574 on AFLW2000-3D images), landmarks and pose the same."""
+        return FitConfig(photo_iters=50, photo_res=160, photo_lr=0.03, photo_antialias=True)
 
     def replace(self, **kw) -> "FitConfig":
         return replace(self, **kw)

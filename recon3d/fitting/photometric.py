@@ -282,7 +282,7 @@ def fit_photometric(image: torch.Tensor, lmk_px: torch.Tensor, *, model: Morphab
         params, R, t = current()
         verts_cam = model.shape(shape, expr) @ R.transpose(1, 2) + t[:, None]
         alb = model.albedo(albedo, batch=B)
-        out = r.render_mesh(verts_cam, model.faces, Kc, (res, res), vert_colors=alb, light=light, antialias=True,
+        out = r.render_mesh(verts_cam, model.faces, Kc, (res, res), vert_colors=alb, light=light, antialias=config.photo_antialias,
                             topology=topo)
         wmap = face_weight_map(model, verts_cam, Kc, out.tri_id) * out.mask[..., 0].detach() * valid
         l_photo = photometric_loss(out.image, crop, wmap, robust=config.robust, scale=config.robust_scale)

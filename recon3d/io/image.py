@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: Default limit on ``width * height`` accepted by :func:`load_image` (50 megapixels).
 DEFAULT_MAX_PIXELS = 50_000_000
+#: zlib level of the PNGs recon3d writes: 1 encodes a 1024² texture about 4x faster than PIL's
+#: default 6 (63 vs 275 ms) for files about 13 % larger.
+PNG_COMPRESS_LEVEL = 1
 
 _EXIF_ORIENTATION = 0x0112
 
@@ -318,6 +321,8 @@ def save_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray, *, quali
     try:
         with os.fdopen(fd, "wb") as fh:
             kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            if fmt == "PNG":
+                kw = {"compress_level": PNG_COMPRESS_LEVEL}
             pil.save(fh, format=fmt, **kw)
         os.replace(tmp, path)
     except Exception as e:

@@ -201,8 +201,10 @@ def _colors_to_uint8(c: np.ndarray) -> np.ndarray:
 def _png_bytes(texture: np.ndarray) -> bytes:
     from PIL import Image
 
+    from ..io.image import PNG_COMPRESS_LEVEL
+
     buf = _io.BytesIO()
-    Image.fromarray(_texture_to_uint8(texture), "RGB").save(buf, format="PNG")
+    Image.fromarray(_texture_to_uint8(texture), "RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 
