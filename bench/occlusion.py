@@ -8,7 +8,7 @@ For each face photo (``.jpg``/``.png`` with 68 ground-truth landmarks: AFLW2000-
 ``pt3d_68`` or a 300-W ``.pts`` next to it), one procedural occluder is pasted (cycling through
 sunglasses over the eyes, a face mask over nose and mouth, a hand-like blob of ellipses, a bar),
 textured with a patch cut from ANOTHER image of the set (sunglasses darkened). The occluded photo is
-reconstructed (fast fit, the ground-truth landmarks, 256² texture) and de-occluded automatically.
+reconstructed (default fit, or the fast preset with ``--fast``; the ground-truth landmarks, 256² texture) and de-occluded automatically.
 Inside the pasted mask we report L1 (mean absolute error, [0, 1] images), SSIM (mean of the SSIM map
 over the mask) and PSNR (from the MSE inside the mask), identity cosine (dlib 128-D descriptor,
 aligned with the ground-truth landmarks) between the restored and the ORIGINAL un-occluded photo,
@@ -144,7 +144,8 @@ def region_metrics(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict:
             "PSNR": float(10 * math.log10(1.0 / max(mse, 1e-10)))}
 
 
-def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | None, model=None) -> list[dict]:
+def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | None, model=None,
+        fast: bool = False) -> list[dict]:
     import torch
     from tqdm import tqdm
 
@@ -154,7 +155,7 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
     from recon3d.reconstruct import ReconstructConfig, reconstruct
 
     rng = np.random.default_rng(seed)
-    cfg = ReconstructConfig(texture_size=texture_size, fast=True)
+    cfg = ReconstructConfig(texture_size=texture_size, fast=fast)
     rows = []
     bar = tqdm(list(enumerate(files)), desc="occlusion", unit="img")
     for i, f in bar:
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="at most this many images, spread over the folders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--texture-size", type=int, default=256)
+    p.add_argument("--fast", action="store_true", help="fast fitting preset (default: the default preset)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--json", default=None, help="write per-image results here (updated after every image)")
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = load_model(args.model)
     rows = run(files, seed=args.seed, texture_size=args.texture_size, out_json=Path(args.json) if args.json else None,
-               model=model)
+               model=model, fast=args.fast)
     print(table(rows))
     return 0 if any("error" not in r for r in rows) else 1
 
