@@ -145,7 +145,7 @@ def region_metrics(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict:
 
 
 def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | None, model=None,
-        fast: bool = False) -> list[dict]:
+        fast: bool = False, cues: tuple[str, ...] = ("auto",), clean_check: bool = False) -> list[dict]:
     import torch
     from tqdm import tqdm
 
@@ -171,23 +171,40 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
             t0 = time.perf_counter()
             rec = reconstruct(torch.from_numpy(occluded), model=model, landmarks=lmk.astype(np.float32), config=cfg,
                               name=f.stem)
-            res = deocclude(rec)
-            dt = time.perf_counter() - t0
-            out = res.image.numpy()
-            found = res.occlusion_mask.numpy()
-            face = res.face_mask.numpy()
-            occ_face = occ & face
-            row = {"file": str(f), "kind": kind, "seconds": dt,
-                   "iou": float((found & occ).sum() / max((found | occ).sum(), 1)),
-                   "iou_face": float((found & occ_face).sum() / max((found | occ_face).sum(), 1)),
-                   "ours": region_metrics(out, img, occ), "input": region_metrics(occluded, img, occ)}
+            row = {"file": str(f), "kind": kind, "input": region_metrics(occluded, img, occ)}
             d_ref = face_descriptor(img, lmk_px=lmk)
-            for key, im in (("ours", out), ("input", occluded)):
+            ims = [("input", occluded)]
+            for j, cue in enumerate(cues):
+                t1 = time.perf_counter()
+                res = deocclude(rec, cue=cue)
+                if j == 0:
+                    row["seconds"] = t1 - t0 + time.perf_counter() - t1
+                out = res.image.numpy()
+                found = res.occlusion_mask.numpy()
+                occ_face = occ & res.face_mask.numpy()
+                key = _key(cue, cues)
+                row[key] = region_metrics(out, img, occ)
+                row[key]["iou"] = float((found & occ).sum() / max((found | occ).sum(), 1))
+                row[key]["iou_face"] = float((found & occ_face).sum() / max((found | occ_face).sum(), 1))
+                ims.append((key, out))
+            for key, im in ims:
                 d = face_descriptor(im, lmk_px=lmk)
                 row[key]["ID"] = descriptor_cosine(d, d_ref)
                 row[key]["ID_dist"] = descriptor_distance(d, d_ref)
+            row["iou"] = row[_key(cues[0], cues)]["iou"]
+            if clean_check:  # the same photo without an occluder: what does each cue flag and change?
+                rec_c = reconstruct(torch.from_numpy(img), model=model, landmarks=lmk.astype(np.float32), config=cfg,
+                                    name=f.stem)
+                for cue in cues:
+                    res = deocclude(rec_c, cue=cue)
+                    face = res.face_mask.numpy()
+                    d = face_descriptor(res.image.numpy(), lmk_px=lmk)
+                    row[_key(cue, cues)]["clean"] = {
+                        "flagged": float((res.occlusion_mask.numpy() & face).sum() / max(face.sum(), 1)),
+                        "L1_face": float(np.abs(res.image.numpy() - img)[face].mean()) if face.any() else 0.0,
+                        "ID_dist": descriptor_distance(d, d_ref)}
             rows.append(row)
-            bar.set_postfix(iou=f"{np.mean([r['iou'] for r in rows]):.2f}")
+            bar.set_postfix(iou=f"{np.mean([r['iou'] for r in rows if 'iou' in r]):.2f}")
         except Exception as e:  # one bad image never stops the benchmark
             logging.getLogger("bench.occlusion").error("%s: %s: %s", f.name, e.__class__.__name__, e)
             rows.append({"file": str(f), "kind": kind, "error": f"{e.__class__.__name__}: {e}"})
@@ -196,8 +213,14 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
     return rows
 
 
+def _key(cue: str, cues: tuple[str, ...]) -> str:
+    return "ours" if len(cues) == 1 else f"ours:{cue}"
+
+
 def table(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
+    methods = [(k, "recon3d deocclude" if k == "ours" else f"recon3d deocclude, cue {k.split(':', 1)[1]}")
+               for k in (ok[0] if ok else {}) if k.startswith("ours")]
     lines = [f"images: {len(ok)} ok, {len(rows) - len(ok)} failed",
              "| method | kind | n | L1 ↓ | SSIM ↑ | PSNR ↑ | ID cos ↑ | ID dist ↓ | mask IoU ↑ | IoU in face ↑ |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -205,16 +228,25 @@ def table(rows: list[dict]) -> str:
         sel = [r for r in ok if kind == "all" or r["kind"] == kind]
         if not sel:
             continue
-        for meth, label in (("ours", "recon3d deocclude"), ("input", "occluded input (baseline)")):
+        for meth, label in methods + [("input", "occluded input (baseline)")]:
             m = {k: np.mean([r[meth][k] for r in sel]) for k in ("L1", "SSIM", "PSNR", "ID", "ID_dist")}
-            iou = f"{np.mean([r['iou'] for r in sel]):.3f}" if meth == "ours" else "-"
-            iouf = f"{np.mean([r['iou_face'] for r in sel]):.3f}" if meth == "ours" else "-"
+            iou = f"{np.mean([r[meth]['iou'] for r in sel]):.3f}" if meth != "input" else "-"
+            iouf = f"{np.mean([r[meth]['iou_face'] for r in sel]):.3f}" if meth != "input" else "-"
             lines.append(f"| {label} | {kind} | {len(sel)} | {m['L1']:.4f} | {m['SSIM']:.3f} | {m['PSNR']:.2f} | "
                          f"{m['ID']:.3f} | {m['ID_dist']:.3f} | {iou} | {iouf} |")
     lines.append(f"| thesis Table 5.1 (published; ArcFace ID, sunglasses, 1000 imgs) | sunglasses | 1000 | "
                  f"{THESIS['L1']} | {THESIS['SSIM']} | {THESIS['PSNR']} | {THESIS['ID']} | - | - | - |")
     if ok:
         lines.append(f"median seconds per image (reconstruct + deocclude): {np.median([r['seconds'] for r in ok]):.1f}")
+    clean = [r for r in ok if all("clean" in r[m] for m, _ in methods)] if methods else []
+    if clean:
+        lines.append("")
+        lines.append(f"unoccluded photos ({len(clean)}): share of the face flagged as occluded, mean |output - input| "
+                     "inside the face, dlib distance of the output to the photo")
+        for meth, label in methods:
+            c = {k: np.mean([r[meth]["clean"][k] for r in clean]) for k in ("flagged", "L1_face", "ID_dist")}
+            lines.append(f"  {label}: flagged {c['flagged']:.3f}, L1 in face {c['L1_face']:.4f}, ID dist {c['ID_dist']:.3f}")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -225,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--texture-size", type=int, default=256)
     p.add_argument("--fast", action="store_true", help="fast fitting preset (default: the default preset)")
+    p.add_argument("--cue", nargs="+", default=["auto"], choices=["auto", "photometric", "net", "both"],
+                   help="occlusion cue(s) of deocclude(); several are run side by side on the same reconstructions")
+    p.add_argument("--clean-check", action="store_true",
+                   help="also de-occlude each photo without an occluder and report what each cue flags and changes")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--json", default=None, help="write per-image results here (updated after every image)")
@@ -243,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = load_model(args.model)
     rows = run(files, seed=args.seed, texture_size=args.texture_size, out_json=Path(args.json) if args.json else None,
-               model=model, fast=args.fast)
+               model=model, fast=args.fast, cues=tuple(args.cue),
+               clean_check=args.clean_check)
     print(table(rows))
     return 0 if any("error" not in r for r in rows) else 1
 

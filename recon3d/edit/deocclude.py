@@ -267,7 +267,8 @@ def _refine_boundary(img: np.ndarray, occ: np.ndarray, domain: np.ndarray, clean
     return ndimage.binary_fill_holes(out) & domain
 
 
-def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004) -> OcclusionEstimate:
+def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, cue: str = "auto",
+                     net=None) -> OcclusionEstimate:
     """Find the pixels of the rendered face region that the fitted model cannot explain.
 
     Args:
@@ -276,6 +277,11 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004) -
             (16 ~ chi-square 99.9%; the default 20 balances mask IoU against identity on
             bench/occlusion.py, see docs/benchmarks/edit.md).
         min_blob: occluder blobs smaller than this fraction of the face area are dropped.
+        cue: ``"photometric"`` (the model-explanation test above), ``"net"`` (the learned
+            occluder segmenter of :mod:`recon3d.edit.occnet` alone), ``"both"`` (union of the
+            two) or ``"auto"`` (:data:`DEFAULT_CUE` when the segmenter's weights are available,
+            else ``"photometric"``).
+        net: an :class:`~recon3d.edit.occnet.OccluderNet` (default: the shipped weights).
 
     Returns:
         :class:`OcclusionEstimate`.
@@ -321,9 +327,42 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004) -
     occ = ndimage.binary_closing(occ, disk(2 * r)) & inner
     occ = ndimage.binary_fill_holes(occ) & inner
     occ = _refine_boundary(img, occ, inner, ~occ & inner & (d2 < 0.5 * threshold), r)
+    cue = _resolve_cue(cue, net)
+    if cue in ("net", "both"):
+        from .occnet import occluder_probability
+
+        prob = occluder_probability(img.astype(np.float32), rec.fit.lmk_px[0], net=net)
+        occ_net = inner & (prob > 0.5)
+        occ_net = ndimage.binary_opening(occ_net, disk(r))
+        occ_net = ndimage.binary_fill_holes(ndimage.binary_closing(occ_net, disk(2 * r))) & inner
+        occ = occ_net if cue == "net" else (occ | occ_net)
+        d2 = np.where(face, np.maximum(d2, 2.0 * threshold * prob), 0.0)
     visible = face & ~occ
     return OcclusionEstimate(face_mask=torch.from_numpy(face), visible_face_mask=torch.from_numpy(visible),
                              occlusion_mask=torch.from_numpy(occ), score=torch.from_numpy(d2.astype(np.float32)))
+
+
+#: the cue ``detect_occlusion(cue="auto")`` uses when the occluder network's weights are present
+DEFAULT_CUE = "both"
+_CUES = ("auto", "photometric", "net", "both")
+
+
+def _resolve_cue(cue: str, net) -> str:
+    if cue not in _CUES:
+        raise ValueError(f"detect_occlusion(): cue must be one of {_CUES}, got {cue!r}")
+    if cue != "auto":
+        return cue
+    if net is not None:
+        return DEFAULT_CUE
+    from ..assets import resolve
+    from ..errors import AssetError
+    from .occnet import OCCLUDER_ASSET
+
+    try:
+        resolve(OCCLUDER_ASSET)
+    except AssetError:
+        return "photometric"
+    return DEFAULT_CUE
 
 
 def _occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
@@ -378,7 +417,7 @@ def _render_boundary_values(img: np.ndarray, rendered: np.ndarray, cov: np.ndarr
 
 
 def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int = 2,
-              threshold: float = 20.0) -> DeoccludeResult:
+              threshold: float = 20.0, cue: str = "auto") -> DeoccludeResult:
     """Remove occluders (glasses, hands, hair, masks...) from the face of a reconstruction.
 
     Args:
@@ -390,7 +429,7 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
             most 512).
         dilate_px: the detected mask is grown by this many pixels (inside the face) before filling,
             to cover the occluders' soft edges.
-        threshold: see :func:`detect_occlusion`.
+        threshold, cue: see :func:`detect_occlusion`.
 
     Returns:
         :class:`DeoccludeResult`; its image equals the input wherever ``occlusion_mask`` is False.
@@ -414,7 +453,7 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         omega = occ
         score = None
     else:
-        est = detect_occlusion(rec, threshold=threshold)
+        est = detect_occlusion(rec, threshold=threshold, cue=cue)
         face = est.face_mask.numpy()
         occ = est.occlusion_mask.numpy()
         score = est.score.numpy() / threshold
