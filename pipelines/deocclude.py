@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", choices=DEMOS, help="use a public-domain photo bundled with a dependency")
     p.add_argument("--mask", default=None, help="user occlusion mask image (same size; non-black = occluded)")
     p.add_argument("--threshold", type=float, default=20.0, help="skin-model distance threshold (default 20)")
+    p.add_argument("--cue", choices=("auto", "photometric", "net", "both"), default="auto",
+                   help="occlusion detector: the photometric test, the learned occluder network, or both "
+                        "(default auto: both when the network's weights are present)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
@@ -46,7 +49,7 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
 
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
     rec = reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
-    res = deocclude(rec, mask=user_mask, threshold=args.threshold)
+    res = deocclude(rec, mask=user_mask, threshold=args.threshold, cue=args.cue)
     out = out_root / stem
     out.mkdir(parents=True, exist_ok=True)
     save_image(out / f"{stem}_deoccluded.png", res.image)
@@ -56,7 +59,7 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
     n_occ, n_face = int(res.occlusion_mask.sum()), int(res.face_mask.sum())
     (out / f"{stem}_deocclude.json").write_text(json.dumps({
         "input": str(src), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
-        "threshold": args.threshold}, indent=1))
+        "threshold": args.threshold, "cue": args.cue}, indent=1))
     return f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
 
 

@@ -188,3 +188,25 @@ def test_aflw_sample_profile_found(shared_dir):
     det = detect_landmarks(load_image(m.with_suffix(".jpg")))
     cx, cy = det.box_xyxy.view(2, 2).mean(0).tolist()
     assert gt[:, 0].min() - 20 < cx < gt[:, 0].max() + 20 and gt[:, 1].min() - 20 < cy < gt[:, 1].max() + 20
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_photo_on_its_side_is_found_by_the_rotation_retry(astronaut, k):
+    """A photo turned by 90 degrees (no EXIF to undo it) is found in a turned copy; landmarks come
+    back in the input's pixels and the regressor's roll changes by the turn."""
+    import numpy as np
+
+    img = astronaut.numpy() if isinstance(astronaut, torch.Tensor) else np.asarray(astronaut)
+    up = detect_faces(img, backend="recon3d")[0]
+    H, W = img.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(img, k))
+    assert detect_faces(turned, backend="recon3d", rotations=()) == []  # the upright chain alone misses it
+    d = detect_faces(turned, backend="recon3d")[0]
+    assert d.method.endswith(f"+rot{(4 - k) * 90}")
+    # the upright landmarks, moved into the turned photo
+    x, y = up.lmk_px[:, 0].numpy(), up.lmk_px[:, 1].numpy()
+    expect = np.stack([y, W - 1 - x], -1) if k == 1 else np.stack([H - 1 - y, x], -1)
+    err = np.linalg.norm(d.lmk_px.numpy() - expect, axis=1)
+    assert np.median(err) < 4.0, err
+    droll = (float(d.pose_deg[2] - up.pose_deg[2]) + 180) % 360 - 180
+    assert abs(droll - (90 if k == 1 else -90)) < 5, droll

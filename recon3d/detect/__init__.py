@@ -64,6 +64,7 @@ def detect_faces(
     stages: tuple[str, ...] | None = None,
     max_side: int = 1024,
     timings: dict[str, float] | None = None,
+    rotations: tuple[int, ...] = (90, 270),
 ) -> list[FaceDetection]:
     """Detect faces and their 68 landmarks.
 
@@ -76,6 +77,10 @@ def detect_faces(
             :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone).
         max_side: dlib only: HOG runs on a copy whose longest side is at most this.
         timings: if given, filled with milliseconds per stage (dlib only).
+        rotations: dlib and recon3d: when the upright image gives no face, retry on copies turned
+            by these angles (degrees counter-clockwise; multiples of 90) for photos lying on
+            their side; the results are mapped back to the input's pixels and the method name
+            gets ``+rot90`` etc. ``()`` disables the retry.
 
     Returns:
         Detections sorted by box area, largest first (empty if no face).
@@ -89,20 +94,29 @@ def detect_faces(
     u8 = image_to_uint8_rgb(img, "detect_faces()")
     chain = dict(all_faces=all_faces, stages=DEFAULT_STAGES if stages is None else tuple(stages), max_side=max_side,
                  timings=timings)
+    if any(a % 90 for a in rotations):
+        raise ValueError(f"detect_faces(): rotations must be multiples of 90 degrees, got {rotations}")
     if backend == "dlib":
-        from .dlib_backend import detect_faces_dlib
-
-        raw = detect_faces_dlib(u8, **chain)
+        from .dlib_backend import detect_faces_dlib as run
     elif backend == "recon3d":
-        from .recon3d_backend import detect_faces_recon3d
-
-        raw = detect_faces_recon3d(u8, **chain)
+        from .recon3d_backend import detect_faces_recon3d as run
     elif backend == "face_alignment":
         from .fa_backend import detect_faces_fa
 
+        run = None
         raw = detect_faces_fa(u8)
     else:
         raise ValueError(f"detect_faces(): unknown backend {backend!r}; choose from {BACKENDS}")
+    if run is not None:
+        raw = run(u8, **chain)
+        for angle in rotations if not raw else ():
+            k = (angle // 90) % 4
+            if k == 0:
+                continue
+            raw = [_unrotate(r, k, u8.shape[0], u8.shape[1]) for r in run(np.ascontiguousarray(np.rot90(u8, k)), **chain)]
+            if raw:
+                log.info("detect_faces(): no upright face; found one in the copy turned by %d degrees", angle)
+                break
     dets = []
     for r in raw:  # (box, score, lmk, method[, pose_deg]); a pose means the recon3d regressor
         box, score, lmk, method = r[:4]
@@ -118,6 +132,41 @@ def detect_faces(
     if not all_faces:
         dets = dets[:1]
     return dets
+
+
+def _rot_back(xy: np.ndarray, k: int, H: int, W: int) -> np.ndarray:
+    """Pixel coordinates in ``np.rot90(img, k)`` (img ``H x W``) -> coordinates in ``img``.
+
+    >>> _rot_back(np.array([[0.0, 0.0]]), 1, 4, 6).tolist()   # rot90 moves img's top-right corner to (0, 0)
+    [[5.0, 0.0]]
+    >>> _rot_back(np.array([[0.0, 0.0]]), 3, 4, 6).tolist()
+    [[0.0, 3.0]]
+    """
+    x, y = xy[..., 0], xy[..., 1]
+    if k == 1:
+        return np.stack([W - 1 - y, x], -1)
+    if k == 2:
+        return np.stack([W - 1 - x, H - 1 - y], -1)
+    return np.stack([y, H - 1 - x], -1)
+
+
+def _unrotate(r: tuple, k: int, H: int, W: int) -> tuple:
+    """Map one raw detection ``(box, score, lmk, method[, pose_deg])`` of the turned copy back."""
+    box, score, lmk, method = r[:4]
+    b = np.asarray(box, dtype=np.float64)
+    corners = _rot_back(np.array([[b[0], b[1]], [b[2], b[3]]]), k, H, W)
+    box_back = np.concatenate([corners.min(0), corners.max(0)])
+    out = (box_back, score, _rot_back(np.asarray(lmk, dtype=np.float64), k, H, W), f"{method}+rot{90 * k}")
+    if len(r) > 4:  # the regressor's pose: the copy was turned by 90k degrees in the image plane
+        ypr = np.asarray(r[4], dtype=np.float64).copy()
+        ypr[2] = (ypr[2] + _ROLL_SIGN * 90.0 * k + 180.0) % 360.0 - 180.0
+        out = out + (ypr,)
+    return out
+
+
+#: roll in the input = roll in the copy turned by 90k degrees counter-clockwise + _ROLL_SIGN * 90k
+#: (recon3d.conventions: positive roll turns the face counter-clockwise; tests/test_detect.py)
+_ROLL_SIGN = -1.0
 
 
 def detect_landmarks(
