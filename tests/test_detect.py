@@ -210,3 +210,14 @@ def test_photo_on_its_side_is_found_by_the_rotation_retry(astronaut, k):
     assert np.median(err) < 4.0, err
     droll = (float(d.pose_deg[2] - up.pose_deg[2]) + 180) % 360 - 180
     assert abs(droll - (90 if k == 1 else -90)) < 5, droll
+
+
+def test_very_dark_photo_is_found_by_the_equalised_retry(astronaut):
+    import numpy as np
+
+    img = (np.asarray(astronaut) * 0.03).astype(np.float32)  # a badly under-exposed photo
+    assert detect_faces(img, backend="recon3d", equalize=False) == []
+    d = detect_faces(img, backend="recon3d")
+    assert len(d) == 1 and d[0].method.endswith("+eq")
+    up = detect_faces(astronaut, backend="recon3d")[0]
+    assert float((d[0].lmk_px - up.lmk_px).norm(dim=1).median()) < 4.0

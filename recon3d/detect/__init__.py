@@ -65,6 +65,7 @@ def detect_faces(
     max_side: int = 1024,
     timings: dict[str, float] | None = None,
     rotations: tuple[int, ...] = (90, 270),
+    equalize: bool = True,
 ) -> list[FaceDetection]:
     """Detect faces and their 68 landmarks.
 
@@ -81,6 +82,8 @@ def detect_faces(
             by these angles (degrees counter-clockwise; multiples of 90) for photos lying on
             their side; the results are mapped back to the input's pixels and the method name
             gets ``+rot90`` etc. ``()`` disables the retry.
+        equalize: dlib and recon3d: when that finds nothing either, retry once on a copy with an
+            equalised brightness histogram (dark, low-contrast photos); method name ``+eq``.
 
     Returns:
         Detections sorted by box area, largest first (empty if no face).
@@ -117,6 +120,8 @@ def detect_faces(
             if raw:
                 log.info("detect_faces(): no upright face; found one in the copy turned by %d degrees", angle)
                 break
+        if not raw and equalize:
+            raw = [(*r[:3], f"{r[3]}+eq", *r[4:]) for r in run(equalize_luma(u8), **chain)]
     dets = []
     for r in raw:  # (box, score, lmk, method[, pose_deg]); a pose means the recon3d regressor
         box, score, lmk, method = r[:4]
@@ -132,6 +137,23 @@ def detect_faces(
     if not all_faces:
         dets = dets[:1]
     return dets
+
+
+def equalize_luma(u8: np.ndarray) -> np.ndarray:
+    """Histogram-equalise the brightness of an ``(H, W, 3)`` uint8 image, keeping the colours' ratios.
+
+    >>> img = np.full((4, 4, 3), 40, np.uint8); img[:2] = 60
+    >>> out = equalize_luma(img); int(out[0, 0, 0]) > 200 and int(out[3, 3, 0]) < int(out[0, 0, 0])
+    True
+    """
+    f = u8.astype(np.float32)
+    y = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    yi = np.clip(np.rint(y), 0, 255).astype(np.int64)
+    cdf = np.cumsum(np.bincount(yi.ravel(), minlength=256)).astype(np.float64)
+    lo = cdf[cdf > 0][0]
+    lut = np.clip((cdf - lo) / max(cdf[-1] - lo, 1.0) * 255.0, 0, 255)
+    gain = (lut[yi] + 1.0) / (y + 1.0)
+    return np.clip(f * gain[..., None], 0, 255).astype(np.uint8)
 
 
 def _rot_back(xy: np.ndarray, k: int, H: int, W: int) -> np.ndarray:
