@@ -323,9 +323,9 @@ def _reconstruct_one(img, path, name, lmk, method, model, config, dev, timings, 
         normals_cam = vertex_normals(verts_cam, model.faces)
         unwrapped = unwrap_texture(image_b, verts_cam, model.faces, res.camera.K, uvr, normals=normals_cam)
         albedo_v = model.albedo(res.params.albedo)
-        albedo_uv = bake_vertex_attr_to_uv(albedo_v, model.faces, uvr)
         shading_v = sh_shading(opencv_to_opengl_cam(normals_cam), res.params.light)
-        shading_uv = bake_vertex_attr_to_uv(shading_v, model.faces, uvr)
+        baked = bake_vertex_attr_to_uv(torch.cat([albedo_v.expand_as(shading_v), shading_v], -1), model.faces, uvr)
+        albedo_uv, shading_uv = baked[..., :3], baked[..., 3:]
         tex_vis = unwrapped.texture
         if config.delight:
             tex_vis = remove_shading(tex_vis, shading_uv)

@@ -33,7 +33,7 @@ def occluded(rec):
 
 @pytest.fixture(scope="module")
 def result(occluded):
-    return deocclude(occluded[0])
+    return deocclude(occluded[0], cue="photometric")  # the model-explanation test on a toy render
 
 
 def test_masks_shapes_dtypes(rec, result):
@@ -64,7 +64,7 @@ def test_synthetic_occluder_found_and_removed(rec, occluded, result):
 
 
 def test_clean_face_has_few_false_positives(rec):
-    est = detect_occlusion(rec)
+    est = detect_occlusion(rec, cue="photometric")
     assert est.occlusion_mask.sum() <= 0.02 * est.face_mask.sum()
     assert est.score.shape == est.face_mask.shape
 
@@ -82,3 +82,14 @@ def test_user_mask_is_honoured(occluded):
     assert torch.isfinite(res.image).all()
     with pytest.raises(ShapeError, match="deocclude"):
         deocclude(r, mask=np.zeros((H + 1, W), bool))
+
+
+def test_cue_choice(occluded):
+    """cue="net" runs the shipped segmenter (it changes the mask), an unknown cue is refused."""
+    a = detect_occlusion(occluded[0], cue="photometric")
+    b = detect_occlusion(occluded[0], cue="net")
+    both = detect_occlusion(occluded[0], cue="both")
+    assert a.occlusion_mask.shape == b.occlusion_mask.shape == both.occlusion_mask.shape
+    assert bool((both.occlusion_mask | ~(a.occlusion_mask | b.occlusion_mask)).all())  # union
+    with pytest.raises(ValueError, match="cue"):
+        detect_occlusion(occluded[0], cue="magic")

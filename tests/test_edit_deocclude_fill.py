@@ -79,7 +79,7 @@ def test_hysteresis_grows_strong_seeds_only(rec, face):
     tint = np.array([0.8, 1.12, 0.85], np.float32) ** 0.47  # mild green tint (weak evidence)
     img[fringe] = np.clip(img[fringe] * tint, 0, 1)
     img[lone] = np.clip(img[lone] * tint, 0, 1)
-    est = detect_occlusion(replace(rec, image=torch.from_numpy(img)), threshold=16.0)
+    est = detect_occlusion(replace(rec, image=torch.from_numpy(img)), threshold=16.0, cue="photometric")
     occ = est.occlusion_mask.numpy()
     score = est.score.numpy()
     assert 8.0 < np.median(score[fringe]) < 16.0  # the fringe alone is below the threshold...

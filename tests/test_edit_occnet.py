@@ -120,3 +120,27 @@ def test_training_smoke(tmp_path):
     # a second run finds the budget spent and only re-exports
     assert main([str(photos), "--out", str(out), "--max-minutes", "0.05", "--batch", "4", "--shapes", "12", "-q"]) == 0
     assert int(torch.load(out / "last.pt", weights_only=True)["step"]) == int(st["step"])
+
+
+def test_shipped_weights_find_a_pasted_occluder_and_leave_the_face():
+    """The shipped network (sha256-checked by recon3d.assets) marks a dark bar pasted over the
+    astronaut's mouth and little of the rest of her face."""
+    from recon3d.detect import detect_faces
+
+    img = skimage_data.astronaut().astype(np.float32) / 255
+    lmk = detect_faces(img, backend="dlib")[0].lmk_px.numpy()
+    net, meta = load_occluder_net()
+    assert meta["steps"] > 1000
+    lo, hi = lmk.min(0), lmk.max(0)
+    face = np.zeros(img.shape[:2], bool)
+    face[int(lo[1]):int(hi[1]), int(lo[0]):int(hi[0])] = True
+    p_clean = occluder_probability(img, lmk, net=net)
+    bar = np.zeros_like(face)
+    y = int(lmk[48:68, 1].mean())
+    bar[y - 12:y + 12, int(lo[0]) + 5:int(hi[0]) - 5] = True
+    occluded = img.copy()
+    occluded[bar] = [0.15, 0.12, 0.1]
+    p = occluder_probability(occluded, lmk, net=net)
+    assert (p[bar] > 0.5).mean() > 0.7, (p[bar] > 0.5).mean()
+    assert (p[face & ~bar] > 0.5).mean() < 0.15
+    assert (p_clean[face] > 0.5).mean() < 0.15

@@ -21,6 +21,12 @@ visible face region ``M_f`` from the robust photometric fit itself:
    hole filling. A band along the rendered silhouette (2% of the face size) is never called
    occluded (fit misalignment there is not an occluder).
 
+By default (``cue="auto"``) the mask comes from the learned occluder segmenter instead
+(:mod:`recon3d.edit.occnet`, shipped as ``assets/recon3d_occluder_v1.safetensors``) when its weights
+are present: on bench/occlusion.py it finds pasted occluders far better (mask IoU 0.63 vs 0.37) and
+flags less of unoccluded faces (7 % vs 13 %). ``cue="photometric"`` is the test above alone;
+``cue="both"`` the union of the two.
+
 Filling (the thesis's ``I_p``): the photo is re-unwrapped into UV *excluding texels seen through
 the occlusion mask* (so the fill never copies the occluder), de-lit by the fitted shading, completed
 by mirroring and Poisson blending into the fitted 3DMM albedo (:func:`recon3d.texture.complete_texture`
@@ -343,7 +349,7 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
 
 
 #: the cue ``detect_occlusion(cue="auto")`` uses when the occluder network's weights are present
-DEFAULT_CUE = "both"
+DEFAULT_CUE = "net"
 _CUES = ("auto", "photometric", "net", "both")
 
 
