@@ -162,21 +162,28 @@ class Reconstruction:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
         try:
+            from concurrent.futures import ThreadPoolExecutor
+
             n = self.name
             mesh = self.mesh()
             files: dict[str, str] = {}
-            for fmt in formats:
-                written = save_mesh(tmp / f"{n}.{fmt}", mesh, format=fmt, texture_name=f"{n}_texture.png")
-                files[fmt] = f"{n}.{fmt}"
-                del written
+            # PNG encoding (zlib) releases the GIL: the files are written by two threads
+            writes = [lambda fmt=fmt: save_mesh(tmp / f"{n}.{fmt}", mesh, format=fmt, texture_name=f"{n}_texture.png")
+                      for fmt in formats]
+            files.update({fmt: f"{n}.{fmt}" for fmt in formats})
             if "obj" not in formats:
-                save_image(tmp / f"{n}_texture.png", self.texture)
+                writes.append(lambda: save_image(tmp / f"{n}_texture.png", self.texture))
             files["texture"] = f"{n}_texture.png"
             if extras:
-                save_image(tmp / f"{n}_texture_visible.png", self.texture_visible)
-                save_image(tmp / f"{n}_texture_mask.png", self.texture_mask[..., None].expand(-1, -1, 3))
-                save_image(tmp / f"{n}_overlay.png", self.overlay())
-                save_image(tmp / f"{n}_input.png", self.image)
+                overlay = self.overlay()
+                for fname, img in ((f"{n}_texture_visible.png", self.texture_visible),
+                                   (f"{n}_texture_mask.png", self.texture_mask),
+                                   (f"{n}_overlay.png", overlay), (f"{n}_input.png", self.image)):
+                    writes.append(lambda fname=fname, img=img: save_image(tmp / fname, img))
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for fut in [pool.submit(w) for w in writes]:
+                    fut.result()  # re-raises the first failure
+            if extras:
                 np.savetxt(tmp / f"{n}_landmarks.txt", self.lmk_detected_px.cpu().numpy(), fmt="%.3f")
                 files.update(texture_visible=f"{n}_texture_visible.png", texture_mask=f"{n}_texture_mask.png",
                              overlay=f"{n}_overlay.png", input=f"{n}_input.png", landmarks=f"{n}_landmarks.txt")
