@@ -128,6 +128,15 @@ def collect_jobs(demo: str | None, inputs: list[str]) -> tuple[list[tuple[object
     return named, missing
 
 
+def describe_input(src, stem: str) -> str:
+    """What to record as a job's input in JSON: the path, or ``demo:<name>`` for an in-memory image.
+
+    >>> describe_input(Path("a/b.png"), "b"), describe_input(object(), "astronaut")
+    ('a/b.png', 'demo:astronaut')
+    """
+    return str(src) if isinstance(src, (str, os.PathLike)) else f"demo:{stem}"
+
+
 def load_model_arg(path: str | None, device: str | None):
     """The ``--model`` file as a MorphableModel (``None``: use the default). Raises ``Recon3DError``."""
     if not path:

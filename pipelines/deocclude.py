@@ -19,7 +19,15 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
+from pipelines._cli import (
+    DEMOS,
+    add_common,
+    collect_jobs,
+    describe_input,
+    load_model_arg,
+    run_batch,
+    setup_logging,
+)
 
 log = logging.getLogger("pipelines.deocclude")
 
@@ -58,7 +66,7 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
     save_image(out / f"{stem}_rendered.png", res.rendered)
     n_occ, n_face = int(res.occlusion_mask.sum()), int(res.face_mask.sum())
     (out / f"{stem}_deocclude.json").write_text(json.dumps({
-        "input": str(src), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
+        "input": describe_input(src, stem), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
         "threshold": args.threshold, "cue": args.cue}, indent=1))
     return f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
 

@@ -20,7 +20,15 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
+from pipelines._cli import (
+    DEMOS,
+    add_common,
+    collect_jobs,
+    describe_input,
+    load_model_arg,
+    run_batch,
+    setup_logging,
+)
 
 log = logging.getLogger("pipelines.rotate")
 
@@ -81,7 +89,7 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
     results = rotate_views(rec, poses, absolute=args.absolute, blend=not args.no_blend)
     out = out_root / stem
     out.mkdir(parents=True, exist_ok=True)
-    record = {"input": str(src), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
+    record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
     from recon3d.mesh import save_mesh
 
     for (yaw, pitch), r in zip(poses, results, strict=True):
