@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export", default=None, help="write fp16 safetensors weights here at the end")
+    ap.add_argument("--init", default=None, help="start from these exported weights (fine-tuning)")
+    ap.add_argument("--frames", action="store_true", help="add spectacle-frame outlines to the shape bank")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     crops, val = _prepare(photos, args.jitters, args.seed, out / "crops.npz")
-    bank = torch.from_numpy(shape_bank(args.shapes, seed=args.seed))
+    bank = torch.from_numpy(shape_bank(args.shapes, seed=args.seed, frames=args.frames))
     tr = torch.from_numpy(crops[~val])  # (N, 3, S, S) uint8
     va = torch.from_numpy(crops[val])
     log.info("%d photos: %d training crops, %d validation crops", len(photos), len(tr), len(va))
@@ -126,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     net = OccluderNet()
+    if args.init:
+        from recon3d.edit.occnet import load_occluder_net
+
+        net.load_state_dict(load_occluder_net(args.init)[0].state_dict())
+        net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     step, elapsed, history = 0, 0.0, []
     ckpt = out / "last.pt"

@@ -144,3 +144,28 @@ def test_shipped_weights_find_a_pasted_occluder_and_leave_the_face():
     assert (p[bar] > 0.5).mean() > 0.7, (p[bar] > 0.5).mean()
     assert (p[face & ~bar] > 0.5).mean() < 0.15
     assert (p_clean[face] > 0.5).mean() < 0.15
+
+
+def test_shape_bank_frames_are_outlines():
+    """With ``frames=True`` two of every eight shapes are spectacle frames: thin rings with holes."""
+    from scipy import ndimage
+
+    bank = shape_bank(16, seed=1, frames=True)
+    for i in (6, 7, 14, 15):
+        m = bank[i].astype(bool)
+        filled = ndimage.binary_fill_holes(m)
+        assert filled.sum() > 2 * m.sum(), i  # mostly hole: an outline, not a blob
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.6, -1.2])
+def test_turned_crop_and_uncrop_round_trip(angle):
+    """A crop turned by ``angle`` maps back onto the same image pixels."""
+    H, W = 160, 200
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    img = np.stack([xx / W, yy / H, np.zeros_like(xx)], -1)  # encodes its own coordinates
+    box = np.array([50.0, 30.0, 100.0])
+    c = crop(img, box, angle=angle)
+    back_x = uncrop(c[0], box, H, W, angle)
+    inner = np.zeros((H, W), bool)
+    inner[70:90, 90:110] = True  # around the box centre, inside the turned crop for any angle
+    assert np.abs(back_x[inner] - img[..., 0][inner]).max() < 0.01

@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import AssetError, ShapeError
 
 __all__ = ["OccluderNet", "OCCLUDER_ASSET", "OCC_FORMAT", "CROP_SIZE", "CROP_SCALE", "save_occluder_net",
-           "load_occluder_net", "occluder_probability", "crop_box", "shape_bank", "paste_occluders"]
+           "load_occluder_net", "occluder_probability", "crop_box", "roll_angle", "shape_bank", "paste_occluders"]
 
 #: file name of the shipped weights in assets/
 OCCLUDER_ASSET = "recon3d_occluder_v1.safetensors"
@@ -135,34 +135,53 @@ def crop_box(lmk: np.ndarray, scale: float = CROP_SCALE) -> np.ndarray:
     return np.array([c[0] - side / 2, c[1] - side / 2, side])
 
 
-def _affine_for_box(box: np.ndarray, H: int, W: int) -> torch.Tensor:
-    """``affine_grid`` theta mapping the crop's normalised coords to the image's (align_corners=False)."""
+def roll_angle(lmk: np.ndarray) -> float:
+    """Angle (radians) of the line from the subject's right eye (image left) to the left eye; 0 for
+    an upright face, positive when the face is turned clockwise in the image.
+
+    >>> lm = np.zeros((68, 2)); lm[42:48] = [10.0, 10.0]
+    >>> round(roll_angle(lm), 4)
+    0.7854
+    """
+    lmk = np.asarray(lmk, dtype=np.float64)
+    d = lmk[42:48].mean(0) - lmk[36:42].mean(0)
+    return float(np.arctan2(d[1], d[0]))
+
+
+def _affine_for_box(box: np.ndarray, H: int, W: int, angle: float = 0.0) -> torch.Tensor:
+    """``affine_grid`` theta mapping the crop's normalised coords to the image's (align_corners=False);
+    the crop is turned by ``angle`` (radians) about its centre."""
     x0, y0, s = (float(v) for v in box)
     cx, cy = x0 + s / 2, y0 + s / 2
-    return torch.tensor([[s / W, 0.0, 2 * cx / W - 1], [0.0, s / H, 2 * cy / H - 1]], dtype=torch.float32)
+    c, n = math.cos(angle), math.sin(angle)
+    return torch.tensor([[s * c / W, -s * n / W, 2 * cx / W - 1], [s * n / H, s * c / H, 2 * cy / H - 1]],
+                        dtype=torch.float32)
 
 
-def crop(image: np.ndarray | torch.Tensor, box: np.ndarray, size: int = CROP_SIZE) -> torch.Tensor:
+def crop(image: np.ndarray | torch.Tensor, box: np.ndarray, size: int = CROP_SIZE, angle: float = 0.0) -> torch.Tensor:
     """``(3, size, size)`` bilinear crop of an ``(H, W, 3)`` [0, 1] image (zeros outside), prefiltered
-    when the box is much larger than ``size``."""
+    when the box is much larger than ``size``; ``angle`` turns the crop's axes (radians, e.g.
+    :func:`roll_angle` to make a tilted face upright)."""
     img = torch.as_tensor(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     H, W = img.shape[-2:]
     f = float(box[2]) / size
     if f > 1.5:  # antialias: shrink the whole image first so the crop samples ~1 pixel per pixel
         k = int(math.floor(f))
         img = F.avg_pool2d(img, k, ceil_mode=True)
-    grid = F.affine_grid(_affine_for_box(box, H, W)[None], [1, 3, size, size], align_corners=False)
+    grid = F.affine_grid(_affine_for_box(box, H, W, angle)[None], [1, 3, size, size], align_corners=False)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 
-def uncrop(prob: torch.Tensor, box: np.ndarray, H: int, W: int) -> np.ndarray:
-    """Map a ``(S, S)`` crop map back to ``(H, W)`` (0 outside the box)."""
+def uncrop(prob: torch.Tensor, box: np.ndarray, H: int, W: int, angle: float = 0.0) -> np.ndarray:
+    """Map a ``(S, S)`` crop map (made with the same ``box`` and ``angle``) back to ``(H, W)``
+    (0 outside the box)."""
     x0, y0, s = (float(v) for v in box)
     S = prob.shape[-1]
-    xs = (torch.arange(W, dtype=torch.float32) + 0.5 - x0) / s * 2 - 1
-    ys = (torch.arange(H, dtype=torch.float32) + 0.5 - y0) / s * 2 - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], -1)[None]
+    dx = (torch.arange(W, dtype=torch.float32) + 0.5 - (x0 + s / 2)) / s * 2
+    dy = (torch.arange(H, dtype=torch.float32) + 0.5 - (y0 + s / 2)) / s * 2
+    gy, gx = torch.meshgrid(dy, dx, indexing="ij")
+    c, n = math.cos(angle), math.sin(angle)
+    grid = torch.stack([c * gx + n * gy, -n * gx + c * gy], -1)[None]  # image offset -> crop axes
     out = F.grid_sample(prob.reshape(1, 1, S, S).float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out[0, 0].numpy()
 
@@ -191,12 +210,13 @@ def occluder_probability(image: np.ndarray | torch.Tensor, lmk: np.ndarray | tor
             _NET_CACHE["default"] = load_occluder_net()[0]
         net = _NET_CACHE["default"]
     box = crop_box(lm)
-    x = crop(img, box)[None]
+    angle = roll_angle(lm)  # the network was trained on upright faces: de-roll the crop
+    x = crop(img, box, angle=angle)[None]
     with torch.no_grad():
         xs = torch.cat([x, x.flip(-1)]) if flip_test else x
         p = torch.sigmoid(net(standardise(xs)))[:, 0]
         p = 0.5 * (p[0] + p[1].flip(-1)) if flip_test else p[0]
-    return uncrop(p, box, img.shape[0], img.shape[1]).astype(np.float32)
+    return uncrop(p, box, img.shape[0], img.shape[1], angle).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,9 +234,10 @@ def _capsule(yy, xx, p, q, r):
     return (xx - p[0] - t * d[0]) ** 2 + (yy - p[1] - t * d[1]) ** 2 <= r * r
 
 
-def shape_bank(n: int, size: int = CROP_SIZE, seed: int = 0) -> np.ndarray:
+def shape_bank(n: int, size: int = CROP_SIZE, seed: int = 0, *, frames: bool = False) -> np.ndarray:
     """``(n, size, size)`` uint8 {0, 1} random occluder shapes centred in the frame (placed, scaled
-    and rotated at batch time by :func:`paste_occluders`)."""
+    and rotated at batch time by :func:`paste_occluders`). ``frames`` adds spectacle-frame
+    outlines (two of the eight kinds)."""
     from scipy import ndimage
     from skimage.draw import polygon
 
@@ -224,8 +245,9 @@ def shape_bank(n: int, size: int = CROP_SIZE, seed: int = 0) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     c = size / 2
     out = np.zeros((n, size, size), np.uint8)
+    n_kinds = 8 if frames else 6
     for i in range(n):
-        kind = i % 6
+        kind = i % n_kinds
         m = np.zeros((size, size), bool)
         if kind == 0:  # cluster of ellipses
             for _ in range(rng.integers(1, 4)):
@@ -252,6 +274,19 @@ def shape_bank(n: int, size: int = CROP_SIZE, seed: int = 0) -> np.ndarray:
             g = np.exp(-(((xx - c) / (0.3 * size)) ** 2 + ((yy - c) / (0.3 * size)) ** 2))
             v = noise / (noise.std() + 1e-9) + 2.5 * g
             m = v > rng.uniform(1.2, 2.2)
+        elif kind >= 6:  # spectacle frames: two ring outlines, a bridge, sometimes temple arms
+            sep = rng.uniform(0.16, 0.24) * size
+            rx, ry = rng.uniform(0.09, 0.14) * size, rng.uniform(0.06, 0.1) * size
+            th = rng.uniform(0.012, 0.035) * size
+            for sgn in (-1, 1):
+                cx = c + sgn * sep
+                outer = _ellipse(yy, xx, cx, c, rx + th, ry + th, 0.0)
+                inner = _ellipse(yy, xx, cx, c, rx, ry, 0.0)
+                m |= outer & ~inner
+                if kind == 7:  # temple arm towards the ear
+                    m |= _capsule(yy, xx, np.array([cx + sgn * rx, c]), np.array([cx + sgn * (rx + 0.2 * size), c - 0.02 * size]),
+                                  th / 2)
+            m |= _capsule(yy, xx, np.array([c - sep + rx, c - 0.3 * ry]), np.array([c + sep - rx, c - 0.3 * ry]), th / 2)
         else:  # a group of parallel capsules with a base (finger-like)
             nf = rng.integers(2, 6)
             r = rng.uniform(0.035, 0.07) * size
