@@ -24,7 +24,7 @@ visible face region ``M_f`` from the robust photometric fit itself:
 By default (``cue="auto"``) the mask comes from the learned occluder segmenter instead
 (:mod:`recon3d.edit.occnet`, shipped as ``assets/recon3d_occluder_v1.safetensors``) when its weights
 are present: on bench/occlusion.py it finds pasted occluders far better (mask IoU 0.63 vs 0.37) and
-flags less of unoccluded faces (7 % vs 13 %). ``cue="photometric"`` is the test above alone;
+flags less of unoccluded faces (9 % vs 13 %). ``cue="photometric"`` is the test above alone;
 ``cue="both"`` the union of the two.
 
 Filling (the thesis's ``I_p``): the photo is re-unwrapped into UV *excluding texels seen through
