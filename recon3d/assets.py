@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import AssetError
 
-__all__ = ["resolve", "asset_dir", "manifest", "sha256_file"]
+__all__ = ["resolve", "asset_dir", "manifest", "sha256_file", "read_weights"]
 
 
 def asset_dir() -> Path:
@@ -84,3 +84,33 @@ def resolve(name: str, path: str | os.PathLike | None = None, *, check: bool = T
         f"asset {name!r} not found (looked in: {', '.join(tried)}). It ships with recon3d's repository in assets/; "
         "install recon3d from a source checkout (`pip install -e .`) or set RECON3D_ASSETS to a folder holding it."
     )
+
+
+def read_weights(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, dict]:
+    """Read a recon3d safetensors weights file without executing code.
+
+    Args:
+        path: the file.
+        fmt: the ``format`` tag its metadata must carry.
+        what: how to name the network in errors (e.g. ``"landmark regressor"``).
+
+    Returns:
+        ``(state_dict with floating tensors as float32, metadata dict)``.
+
+    Raises:
+        AssetError: missing file, not a safetensors file, or another format tag.
+    """
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise AssetError(f"{what} weights not found: {p}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            md = f.metadata() or {}
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise AssetError(f"{p}: not a safetensors file ({e})") from e
+    if md.get("format") != fmt:
+        raise AssetError(f"{p}: not a recon3d {what} (format {md.get('format')!r}, expected {fmt!r})")
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, md

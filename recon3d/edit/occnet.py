@@ -103,26 +103,13 @@ def load_occluder_net(path: str | Path | None = None) -> tuple[OccluderNet, dict
     Raises:
         AssetError: missing file, not safetensors, or not an occluder-net file.
     """
-    from safetensors import safe_open
+    from ..assets import read_weights, resolve
 
-    if path is None:
-        from ..assets import resolve
-
-        path = resolve(OCCLUDER_ASSET)
-    p = Path(path)
-    if not p.is_file():
-        raise AssetError(f"occluder network weights not found: {p}")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-            sd = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise AssetError(f"{p}: not a safetensors file ({e})") from e
-    if md.get("format") != OCC_FORMAT:
-        raise AssetError(f"{p}: not a recon3d occluder network (format {md.get('format')!r}, expected {OCC_FORMAT!r})")
+    p = Path(path) if path is not None else resolve(OCCLUDER_ASSET)
+    sd, md = read_weights(p, OCC_FORMAT, "occluder network")
     net = OccluderNet(width=tuple(json.loads(md["config"])["width"]))
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        net.load_state_dict(sd)
     except RuntimeError as e:
         raise AssetError(f"{p}: weights do not match the configuration: {e}") from e
     return net.eval(), json.loads(md.get("meta", "{}"))

@@ -142,23 +142,14 @@ def load_regressor_net(path: str | Path, device: torch.device | str | None = Non
     Raises:
         AssetError: the file does not exist, or is not a recon3d landmark-regressor file.
     """
-    from safetensors import safe_open
+    from ..assets import read_weights
 
     p = Path(path)
-    if not p.is_file():
-        raise AssetError(f"landmark regressor weights not found: {p}")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-            sd = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise AssetError(f"{p}: not a safetensors file ({e})") from e
-    if md.get("format") != FORMAT:
-        raise AssetError(f"{p}: not a recon3d landmark regressor (format {md.get('format')!r}, expected {FORMAT!r})")
+    sd, md = read_weights(p, FORMAT, "landmark regressor")
     cfg = json.loads(md["config"])
     net = LandmarkNet(width=tuple(cfg["width"]), hidden=cfg["hidden"], input_size=cfg["input_size"])
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        net.load_state_dict(sd)
     except RuntimeError as e:
         raise AssetError(f"{p}: weights do not match the configuration {cfg}: {e}") from e
     net.eval()
