@@ -273,6 +273,34 @@ def _refine_boundary(img: np.ndarray, occ: np.ndarray, domain: np.ndarray, clean
     return ndimage.binary_fill_holes(out) & domain
 
 
+def _photometric_mask(img: np.ndarray, d2: np.ndarray, lab: np.ndarray, inner: np.ndarray, threshold: float,
+                      min_px: float, r: int) -> np.ndarray:
+    """The photometric cue's occluder mask from the per-pixel score ``d2`` (steps 3-5 of the module
+    docstring); blobs smaller than ``min_px`` pixels are dropped."""
+    from scipy import ndimage
+
+    skin = inner & np.isin(lab, _SKIN_LABELS)
+    feature = inner & np.isin(lab, _FEATURE_LABELS)
+    occ = skin & (d2 > threshold)
+    occ |= inner & ~np.isin(lab, _FEATURE_LABELS + _SKIN_LABELS) & (d2 > threshold)
+    occ = ndimage.binary_opening(occ, disk(r))
+    cand = feature & (d2 > 0.5 * threshold)
+    occ = ndimage.binary_propagation(dilate(occ, r) & (occ | cand), mask=occ | cand)
+    lbl, n = ndimage.label(occ)
+    if n:
+        sizes = ndimage.sum(occ, lbl, index=np.arange(1, n + 1))
+        keep = np.flatnonzero(sizes >= min_px) + 1
+        occ = np.isin(lbl, keep)
+    if occ.any() and _HYST_LOW < 1.0:  # hysteresis: grow the seeds through connected weaker evidence
+        weak = inner & (d2 > _HYST_LOW * threshold)
+        weak = ndimage.binary_opening(weak, disk(r)) | occ
+        occ = ndimage.binary_propagation(occ, mask=weak)
+    occ = ndimage.binary_closing(occ, disk(2 * r)) & inner
+    occ = ndimage.binary_fill_holes(occ) & inner
+    occ = _refine_boundary(img, occ, inner, ~occ & inner & (d2 < 0.5 * threshold), r)
+    return occ
+
+
 def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, cue: str = "auto",
                      net=None) -> OcclusionEstimate:
     """Find the pixels of the rendered face region that the fitted model cannot explain.
@@ -295,6 +323,7 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
     from scipy import ndimage
 
     check_rec("detect_occlusion()", rec)
+    cue = _resolve_cue(cue, net)
     img = _np(rec.image).astype(np.float64)
     _, pred, cov, lab = _render_model(rec)
     face = cov
@@ -308,7 +337,6 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
     inner = erode(face, max(1, int(round(0.02 * size))))
     feats = _features(img, pred)
     skin = inner & np.isin(lab, _SKIN_LABELS)
-    feature = inner & np.isin(lab, _FEATURE_LABELS)
     sample = skin if skin.sum() >= 30 else inner
     mu, c = _robust_gaussian(feats[sample])
     d2_rel = _mahal(feats, mu, c)
@@ -316,24 +344,9 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
     mu_a, c_a = _chroma_gaussian(chroma[sample], np.median(_chroma(pred)[sample], 0))
     d2_abs = _mahal2(chroma, mu_a, c_a) * (16.0 / 13.8)  # 2 dof: put 99.9% on the same scale as 3 dof
     d2 = np.where(face, np.maximum(d2_rel, d2_abs), 0.0)
-    occ = skin & (d2 > threshold)
-    occ |= inner & ~np.isin(lab, _FEATURE_LABELS + _SKIN_LABELS) & (d2 > threshold)
-    occ = ndimage.binary_opening(occ, disk(r))
-    cand = feature & (d2 > 0.5 * threshold)
-    occ = ndimage.binary_propagation(dilate(occ, r) & (occ | cand), mask=occ | cand)
-    lbl, n = ndimage.label(occ)
-    if n:
-        sizes = ndimage.sum(occ, lbl, index=np.arange(1, n + 1))
-        keep = np.flatnonzero(sizes >= min_blob * n_face) + 1
-        occ = np.isin(lbl, keep)
-    if occ.any() and _HYST_LOW < 1.0:  # hysteresis: grow the seeds through connected weaker evidence
-        weak = inner & (d2 > _HYST_LOW * threshold)
-        weak = ndimage.binary_opening(weak, disk(r)) | occ
-        occ = ndimage.binary_propagation(occ, mask=weak)
-    occ = ndimage.binary_closing(occ, disk(2 * r)) & inner
-    occ = ndimage.binary_fill_holes(occ) & inner
-    occ = _refine_boundary(img, occ, inner, ~occ & inner & (d2 < 0.5 * threshold), r)
-    cue = _resolve_cue(cue, net)
+    occ = np.zeros(face.shape, bool)
+    if cue in ("photometric", "both"):
+        occ = _photometric_mask(img, d2, lab, inner, threshold, min_blob * n_face, r)
     if cue in ("net", "both"):
         from .occnet import occluder_probability
 
