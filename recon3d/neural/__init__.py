@@ -1,1 +1,0 @@
-"""recon3d.neural"""
