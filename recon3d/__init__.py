@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402, F401
 
 from .camera import Camera, OrthoCamera  # noqa: E402, F401
 from .errors import AssetError, ImageError, NoFaceError, Recon3DError, ShapeError  # noqa: E402, F401

@@ -10,7 +10,8 @@ from .antialiasing import EdgeTopology, antialias, edge_topology
 from .backends import get_backend
 from .fragments import Fragments
 from .interpolation import interpolate
-from .rasterizer import fragments_from_tri_id, project_to_px, rasterize, rasterize_px
+from .raster import rasterize, rasterize_px
+from .rasterizer import fragments_from_tri_id, project_to_px
 from .renderer import MeshRenderer, RenderOutput, render_mesh
 from .shading import ambient_light, sh_basis, sh_shading
 from .texturing import texture

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..conventions import flip_map_rows, pixel_to_ndc
-from .backends import _unavailable
+from ._backend_common import front_facing, unavailable
 
 __all__ = ["NvdiffrastBackend", "px_to_clip"]
 
@@ -56,16 +56,14 @@ class NvdiffrastBackend:
         try:
             import nvdiffrast.torch as dr
         except Exception as err:
-            raise _unavailable("nvdiffrast", PIP, err) from err
+            raise unavailable("nvdiffrast", PIP, err) from err
         if not torch.cuda.is_available():
-            raise _unavailable("nvdiffrast", PIP, RuntimeError("CUDA is not available"))
+            raise unavailable("nvdiffrast", PIP, RuntimeError("CUDA is not available"))
         self._dr = dr
         self._ctx = dr.RasterizeCudaContext(device=torch.device(device))
 
     def visibility(self, verts_px: torch.Tensor, faces: torch.Tensor, image_size: tuple[int, int], *,
                    cull_backfaces: bool = True, near: float = 1e-3, perspective: bool = True) -> torch.Tensor:
-        from ._pytorch3d import front_facing  # pure torch helper, no pytorch3d import
-
         H, W = int(image_size[0]), int(image_size[1])
         with torch.no_grad():
             v = verts_px.detach().float().contiguous()

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from .backends import _unavailable
+from ._backend_common import front_facing, unavailable
 
-__all__ = ["PyTorch3DBackend", "px_to_pytorch3d_ndc", "front_facing"]
+__all__ = ["PyTorch3DBackend", "px_to_pytorch3d_ndc"]
 
 PIP = "pip install easypytorch3d  (CPU wheels exist for some torch versions only)"
 
@@ -36,14 +36,6 @@ def px_to_pytorch3d_ndc(verts_px: torch.Tensor, image_size: tuple[int, int]) -> 
     return torch.stack([x, y, verts_px[..., 2]], dim=-1)
 
 
-def front_facing(verts_px: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """``(B, F)`` bool: negative signed pixel area (front-facing in recon3d's convention)."""
-    tri = verts_px[:, faces][..., :2]
-    e1 = tri[:, :, 1] - tri[:, :, 0]
-    e2 = tri[:, :, 2] - tri[:, :, 0]
-    return (e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]) < 0
-
-
 class PyTorch3DBackend:
     """Visibility through ``pytorch3d.renderer.mesh.rasterize_meshes`` (CPU or CUDA)."""
 
@@ -54,7 +46,7 @@ class PyTorch3DBackend:
             from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
             from pytorch3d.structures import Meshes
         except Exception as err:  # ImportError, or a broken binary extension
-            raise _unavailable("pytorch3d", PIP, err) from err
+            raise unavailable("pytorch3d", PIP, err) from err
         self._rasterize_meshes = rasterize_meshes
         self._Meshes = Meshes
         self.bin_size = bin_size

@@ -20,7 +20,8 @@ from typing import Protocol
 
 import torch
 
-from ..errors import BackendUnavailableError
+from ._nvdiffrast import NvdiffrastBackend
+from ._pytorch3d import PyTorch3DBackend
 from .rasterizer import visibility_torch
 
 __all__ = ["Backend", "TorchBackend", "get_backend", "BACKENDS"]
@@ -77,16 +78,7 @@ def get_backend(name: str | Backend = "torch") -> Backend:
     if name == "torch":
         return _TORCH
     if name == "nvdiffrast":
-        from ._nvdiffrast import NvdiffrastBackend
-
         return NvdiffrastBackend()
     if name == "pytorch3d":
-        from ._pytorch3d import PyTorch3DBackend
-
         return PyTorch3DBackend()
     raise ValueError(f"get_backend(): unknown backend {name!r}, expected one of {BACKENDS}")
-
-
-def _unavailable(name: str, pip: str, err: Exception | None = None) -> BackendUnavailableError:
-    msg = f"the {name!r} render backend is not available: {err}. Install it with `{pip}` or use backend='torch'"
-    return BackendUnavailableError(msg)

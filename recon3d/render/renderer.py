@@ -15,7 +15,7 @@ from ..mesh.geometry import vertex_normals
 from .antialiasing import EdgeTopology, edge_topology
 from .antialiasing import antialias as _antialias
 from .interpolation import interpolate
-from .rasterizer import rasterize
+from .raster import rasterize
 from .shading import sh_shading
 from .texturing import texture
 
