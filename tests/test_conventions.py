@@ -116,3 +116,23 @@ def test_projection_of_known_point():
     K = torch.tensor([[[200.0, 0.0, 64.0], [0.0, 200.0, 48.0], [0.0, 0.0, 1.0]]])
     p = project_points(torch.tensor([[[0.1, 0.05, 2.0]]]), K)
     assert torch.allclose(p, torch.tensor([[[74.0, 53.0]]]))
+
+
+def test_pose_composition_order_yaw_after_pitch():
+    # docs/CONVENTIONS.md: R = frontal @ Rz(roll) @ Ry(yaw) @ Rx(pitch), pitch acting first. With both
+    # angles non-zero the order matters: swapping Ry and Rx gives a different matrix.
+    yaw, pitch = 0.7, 0.4
+    F = cv.frontal_rotation(torch.float64)
+    R_yaw = pose_angles_to_matrix(torch.tensor([yaw, 0.0, 0.0], dtype=torch.float64))
+    R_pitch = pose_angles_to_matrix(torch.tensor([0.0, pitch, 0.0], dtype=torch.float64))
+    R = pose_angles_to_matrix(torch.tensor([yaw, pitch, 0.0], dtype=torch.float64))
+    want = R_yaw @ F.T @ R_pitch  # F Ry Rx
+    swapped = R_pitch @ F.T @ R_yaw  # F Rx Ry
+    assert torch.allclose(R, want, atol=1e-12)
+    assert not torch.allclose(R, swapped, atol=1e-3)
+    # by hand: the nose (+Z model) after pitch then yaw, in the model frame
+    c, s = math.cos, math.sin
+    nose_model = torch.tensor([s(yaw) * c(pitch), -s(pitch), c(yaw) * c(pitch)], dtype=torch.float64)
+    head = F.T @ R
+    got = head @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(got, nose_model, atol=1e-12)

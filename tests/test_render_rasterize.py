@@ -252,3 +252,22 @@ def test_cuda_matches_cpu():
     agree = (cpu.tri_id == gpu.tri_id.cpu())[(cpu.tri_id >= 0)].float().mean()
     assert float(agree) > 0.999
     assert torch.allclose(cpu.depth, gpu.depth.cpu(), atol=1e-5)
+
+
+def test_triangle_crossing_the_near_plane_is_dropped_whole():
+    # One vertex in front of `near`, two beyond it: the documented rule drops the whole triangle (no
+    # clipping), and a triangle behind it that does not cross the plane stays visible.
+    K = intrinsics_from_fov(60.0, (32, 32))
+    crossing = torch.tensor([[-0.2, -0.2, 0.5], [0.0, 0.2, 0.0005], [0.2, -0.2, 0.5]])
+    behind = torch.tensor([[-0.4, -0.4, 1.0], [0.0, 0.4, 1.0], [0.4, -0.4, 1.0]])
+    frags = rasterize(torch.cat([crossing, behind])[None], torch.tensor([[0, 1, 2], [3, 4, 5]]), K, (32, 32),
+                      near=1e-3)
+    ids = frags.tri_id[0]
+    assert int((ids == 0).sum()) == 0
+    assert int((ids == 1).sum()) > 50
+    # the same triangle entirely beyond `near` is drawn in front of the other one
+    moved = crossing.clone()
+    moved[1, 2] = 0.5
+    frags = rasterize(torch.cat([moved, behind])[None], torch.tensor([[0, 1, 2], [3, 4, 5]]), K, (32, 32),
+                      near=1e-3)
+    assert int(frags.tri_id[0, 16, 16]) == 0
