@@ -19,11 +19,8 @@ from recon3d.fitting import (
     fit_photometric,
     init_light,
     model_landmarks_px,
-    renderer_available,
 )
 from recon3d.morphable.toy import make_toy_model
-
-pytestmark = pytest.mark.skipif(not renderer_available(), reason="recon3d.render is not available")
 
 H = W = 128
 BG = (0.2, 0.3, 0.4)
@@ -147,7 +144,6 @@ def test_face_mask_at_full_resolution(light_fit, light_scene):
     assert 0.1 < (m > 0).float().mean() < 0.9
 
 
-@pytest.mark.slow
 def test_photometric_fit_recovers_localised_albedo(model, K):
     a_gt = torch.tensor([[0.0, 0.0, 1.5, -1.5, 1.5, 1.5]])
     gt, img, lmk, vc = render_scene(model, K, albedo=a_gt)
@@ -158,7 +154,6 @@ def test_photometric_fit_recovers_localised_albedo(model, K):
     assert (a[2:] - a_gt[0, 2:]).norm() < 0.7 * a_gt[0, 2:].norm()
 
 
-@pytest.mark.slow
 def test_robust_loss_ignores_an_occluder(model, K, light_scene):
     gt, img, lmk, vc = light_scene
     occ = img.clone()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -185,19 +184,15 @@ def test_remove_shading_and_errors(model):
         uv_raster(model, resolution=0)
 
 
-@pytest.mark.slow
 def test_unwrap_and_complete_1024(model):
     uvr = uv_raster(model, resolution=1024)
     img, verts, K = _render(model, _pattern(256), 35.0, size=512)
-    t0 = time.perf_counter()
     un = unwrap_texture(img, verts, model.faces, K, uvr)
     albedo = bake_vertex_attr_to_uv(model.albedo(), model.faces, uvr)
     c = complete_texture(un.texture, un.visible, albedo, uvr)
-    dt = time.perf_counter() - t0
     assert c.texture.shape == (1, 1024, 1024, 3)
     assert bool(torch.isfinite(c.texture).all())
     assert bool((c.texture[uvr.mask[None]].sum(-1) > 0).all())
-    assert dt < 120.0  # generous: the CI machine is shared
 
 
 def test_batch_matches_single(model):
