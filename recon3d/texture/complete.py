@@ -18,7 +18,7 @@ import torch
 
 from .._checks import check_float, check_shapes
 from ..errors import ShapeError
-from .poisson import poisson_blend
+from ..ops.poisson import poisson_blend
 from .unwrap import UVRaster
 
 __all__ = ["CompletionResult", "complete_texture", "mirror_texture"]

@@ -26,6 +26,7 @@ from .._checks import check_float, check_shapes
 from ..camera import project_points
 from ..conventions import uv_to_texel
 from ..errors import ShapeError
+from ..ops.geometry import vertex_normals
 
 __all__ = [
     "UVRaster",
@@ -299,7 +300,6 @@ def unwrap_texture(
     Raises:
         ShapeError: on wrong shapes or dtypes.
     """
-    from ..mesh.geometry import vertex_normals
     from ..render import rasterize
 
     where = "unwrap_texture()"
