@@ -164,6 +164,7 @@ class ExportedFace:
         json_path: ``<name>.json`` when it exists.
         meta: the parsed JSON (``{}`` without one).
         listed: role -> file name as listed in the JSON's ``files`` (``{}`` without one).
+        entry: the mesh file :func:`read_export` was given, if any.
     """
 
     folder: Path
@@ -172,10 +173,13 @@ class ExportedFace:
     json_path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     listed: dict[str, str] = field(default_factory=dict)
+    entry: Path | None = None
 
     @property
     def mesh_path(self) -> Path | None:
-        """The first mesh file found (obj, glb, ply), or None."""
+        """The mesh file given to :func:`read_export`, else the first one found (obj, glb, ply), or None."""
+        if self.entry is not None:
+            return self.entry
         return next((self.files[f] for f in EXPORT_FORMATS if f in self.files), None)
 
     def is_complete(self, formats: Sequence[str] = ("obj",)) -> bool:
@@ -188,15 +192,14 @@ class ExportedFace:
         return all((self.folder / str(fname)).is_file() for fname in self.listed.values())
 
 
-def _stem_of_folder(folder: Path) -> tuple[str, Path | None]:
+def _stem_of_folder(folder: Path) -> str:
     for j in sorted(folder.glob("*.json")):
-        for suf in _MESH_SUFFIXES:
-            if j.with_suffix(suf).is_file():
-                return j.stem, j.with_suffix(suf)
+        if any(j.with_suffix(suf).is_file() for suf in _MESH_SUFFIXES):
+            return j.stem
     for suf in _MESH_SUFFIXES:
         found = sorted(folder.glob(f"*{suf}"))
         if found:
-            return found[0].stem, found[0]
+            return found[0].stem
     raise Recon3DError(f"no .obj/.glb/.ply mesh found in folder {folder}")
 
 
@@ -215,11 +218,11 @@ def read_export(path: str | os.PathLike, *, name: str | None = None) -> Exported
         Recon3DError: no mesh found (without ``name``), or a JSON file that is not valid JSON.
     """
     path = Path(path)
+    mesh_path = None  # a mesh file given as the entry point comes first
     if path.is_dir():
         folder = path
-        mesh_path = None
         if name is None:
-            name, mesh_path = _stem_of_folder(folder)
+            name = _stem_of_folder(folder)
     else:
         folder, name, mesh_path = path.parent, path.stem, path
     json_path = folder / f"{name}.json"
@@ -234,10 +237,8 @@ def read_export(path: str | os.PathLike, *, name: str | None = None) -> Exported
     listed = meta.get("files") if isinstance(meta.get("files"), dict) else {}
     names = {**export_file_names(name), **{k: str(v) for k, v in listed.items() if k in export_file_names(name)}}
     files = {role: folder / fname for role, fname in names.items() if (folder / fname).is_file()}
-    if mesh_path is not None and mesh_path.suffix.lower() in _MESH_SUFFIXES:
-        files = {mesh_path.suffix.lower()[1:]: mesh_path, **{k: v for k, v in files.items() if k not in EXPORT_FORMATS}}
     return ExportedFace(folder=folder, name=name, files=files, json_path=json_path if json_path.is_file() else None,
-                        meta=meta, listed=dict(listed))
+                        meta=meta, listed=dict(listed), entry=mesh_path)
 
 
 def is_exported(out_dir: str | os.PathLike, name: str, formats: Sequence[str] = ("obj",)) -> bool:
