@@ -194,11 +194,11 @@ def reconstruct_all(
 def reconstruct(
     image,
     *,
+    config: ReconstructConfig = ReconstructConfig(),
     model: MorphableModel | None = None,
+    device: str | torch.device | None = None,
     landmarks: torch.Tensor | np.ndarray | str | os.PathLike | None = None,
     landmarks_3d: bool = False,
-    config: ReconstructConfig = ReconstructConfig(),
-    device: str | torch.device | None = None,
     name: str | None = None,
     callback: Callable[[str, float], None] | None = None,
 ) -> Reconstruction:

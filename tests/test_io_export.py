@@ -78,3 +78,12 @@ def test_viewer_reads_through_read_export(synth, tmp_path):
     assert scene.name == "synthetic" and scene.has_camera
     assert np.allclose(scene.K, np.asarray(meta["camera"]["K"]))
     assert scene.texture_visible is not None and scene.photo.shape == tuple(synth.image.shape)
+
+
+@pytest.mark.parametrize("old", ["recon3d.mesh", "recon3d.mesh.io", "recon3d.mesh.geometry", "recon3d.texture.poisson"])
+def test_old_homes_are_deprecated_aliases(old):
+    import importlib
+
+    mod = importlib.import_module(old)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        importlib.reload(mod)

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..assets import resolve
 from ..conventions import opencv_to_opengl_cam
-from ..errors import ShapeError
+from ..errors import AssetError, ShapeError
 from ..ops.geometry import vertex_normals
 from ..ops.morphology import diffuse_fill, dilate, disk, erode
 from ..ops.poisson import poisson_paste
@@ -366,8 +367,6 @@ def _resolve_cue(cue: str, net) -> str:
         return cue
     if net is not None:
         return DEFAULT_CUE
-    from ..assets import resolve
-    from ..errors import AssetError
     from .occnet import OCCLUDER_ASSET
 
     try:
