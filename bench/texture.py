@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from recon3d.camera import intrinsics_from_fov, pose_angles_to_matrix, transform_points
+from recon3d.ops.poisson import poisson_blend
 from recon3d.render import interpolate, rasterize
 from recon3d.render import texture as sample_texture
 from recon3d.texture import (
     bake_vertex_attr_to_uv,
     complete_texture,
     mirror_texture,
-    poisson_blend,
     unwrap_texture,
 )
 from recon3d.texture import unwrap as _unwrap

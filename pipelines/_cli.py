@@ -1,15 +1,14 @@
-"""Small helpers shared by the ``python -m pipelines.<verb>`` entry points (argparse, logging, inputs)."""
+"""Small helpers shared by the ``python -m pipelines.<verb>`` entry points: argparse, logging, the demo
+images and the tqdm bar / summary around :func:`recon3d.batch.run_batch`."""
 
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import os
 import sys
-from pathlib import Path
+from pathlib import Path  # noqa: F401  (used by the doctest of describe_input)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 DEMOS = ("astronaut", "grace_hopper")
 
 
@@ -39,93 +38,47 @@ def demo_image(name: str):
     raise ValueError(f"unknown demo {name!r}; choose from {DEMOS}")
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their images, sorted) and globs to a list of files; also returns the inputs that
-    matched nothing (reported as failures, not silently dropped)."""
-    files: list[Path] = []
-    missing: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-            files.extend(found)
-            if not found:
-                missing.append(f"{item} (folder without images)")
-        elif p.is_file():
-            files.append(p)
-        elif any(ch in item for ch in "*?["):
-            found = sorted(Path(x) for x in glob.glob(os.path.expanduser(item), recursive=True) if Path(x).is_file())
-            files.extend(found)
-            if not found:
-                missing.append(f"{item} (glob matched nothing)")
-        else:
-            missing.append(f"{item} (no such file)")
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            unique.append(f)
-    return unique, missing
+def collect_jobs(demo: str | None, inputs: list[str]):
+    """:func:`recon3d.batch.collect_jobs` with ``--demo`` first: ``(jobs, missing)``."""
+    from recon3d.batch import collect_jobs as _collect
+
+    return _collect(inputs, prepend=[demo_image(demo)] if demo else [])
 
 
-def run_batch(jobs, process, *, desc: str, out_root, failures: list[tuple[str, str]], quiet: bool = False,
-              verbose: int = 0, skip=None) -> int:
-    """Run ``process(src, stem) -> message`` over ``jobs`` (``(src, stem)`` pairs) with a progress bar.
+def run_jobs(jobs, process, *, desc: str, out_root, missing=(), quiet: bool = False, verbose: int = 0,
+             done=None) -> int:
+    """Run ``process(job)`` over ``jobs`` with :func:`recon3d.batch.run_batch` and a tqdm bar.
 
-    One bad input never stops the batch: a ``Recon3DError`` is logged in one line (traceback with
-    ``-v``), any other exception with its traceback, and both are added to ``failures``. ``skip(stem)``
-    marks inputs already done (``--resume``). Prints a summary and the failures; returns the exit code
-    (0 all succeeded, 1 some failed).
+    A ``Recon3DError`` is logged in one line (traceback with ``-v``), any other exception with its
+    traceback. ``done(job)`` marks jobs already finished (``--resume``). Prints a summary and the
+    failures; returns the exit code (0 all succeeded, 1 some failed).
     """
     from tqdm import tqdm
 
-    from recon3d.errors import Recon3DError
+    from recon3d.batch import run_batch
 
     log = logging.getLogger(f"pipelines.{desc}")
-    n_ok = n_skipped = 0
     many = len(jobs) > 1
-    bar = tqdm(jobs, desc=desc, unit="img", disable=quiet or not many)
-    for src, stem in bar:
-        if skip is not None and skip(stem):
-            n_skipped += 1
-            continue
-        try:
-            msg = process(src, stem)
-            n_ok += 1
-            if msg and not quiet:
-                bar.write(msg) if many else print(msg)
-        except Recon3DError as e:
-            failures.append((stem, str(e)))
-            log.error("%s: %s", stem, e, exc_info=verbose > 0)
-        except Exception as e:  # one bad image never stops a batch
-            failures.append((stem, f"unexpected {e.__class__.__name__}: {e}"))
-            log.error("%s: unexpected error %s: %s", stem, e.__class__.__name__, e, exc_info=True)
-    if not quiet or failures:
-        extra = f", {n_skipped} skipped (already done)" if skip is not None else ""
-        print(f"done: {n_ok} succeeded, {len(failures)} failed{extra} -> {out_root}")
-    for stem, why in failures:
-        print(f"  FAILED {stem}: {why}", file=sys.stderr)
-    return 1 if failures else 0
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=quiet or not many)
 
+    def progress(item, n_done: int, total: int) -> None:
+        bar.update(1)
+        if item.status == "ok" and item.message and not quiet:
+            bar.write(item.message) if many else print(item.message)
+        elif item.status == "failed":
+            if item.expected:
+                log.error("%s: %s%s", item.name, item.error, f"\n{item.traceback}" if verbose > 0 else "")
+            else:
+                log.error("%s: %s\n%s", item.name, item.error, item.traceback)
 
-def collect_jobs(demo: str | None, inputs: list[str]) -> tuple[list[tuple[object, str]], list[str]]:
-    """``(source, stem)`` jobs for ``--demo`` plus files/folders/globs, with stems made unique within the
-    batch (``x``, ``x_1``, ...) so outputs never overwrite each other; also the inputs that matched
-    nothing."""
-    jobs: list[tuple[object, str]] = []
-    if demo:
-        jobs.append(demo_image(demo))
-    files, missing = expand_inputs(inputs)
-    jobs.extend((f, f.stem) for f in files)
-    seen: dict[str, int] = {}
-    named = []
-    for src, stem in jobs:
-        k = seen.get(stem, 0)
-        seen[stem] = k + 1
-        named.append((src, stem if k == 0 else f"{stem}_{k}"))
-    return named, missing
+    with bar:
+        report = run_batch(jobs, process, done=done, missing=missing, progress=progress)
+    if not quiet or report.failures:
+        extra = f", {report.n_skipped} skipped (already done)" if done is not None else ""
+        print(f"done: {report.n_ok} succeeded, {len(report.failures)} failed{extra} -> {out_root}")
+    for item in report.failures:
+        print(f"  FAILED {item.name}: {item.error}", file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def describe_input(src, stem: str) -> str:

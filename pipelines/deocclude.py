@@ -25,7 +25,7 @@ from pipelines._cli import (
     collect_jobs,
     describe_input,
     load_model_arg,
-    run_batch,
+    run_jobs,
     setup_logging,
 )
 
@@ -51,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
+    import recon3d.reconstruct as api
     from recon3d.edit import deocclude
     from recon3d.io import save_image
-    from recon3d.reconstruct import ReconstructConfig, reconstruct
 
-    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
-    rec = reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
+    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     res = deocclude(rec, mask=user_mask, threshold=args.threshold, cue=args.cue)
     out = out_root / stem
     out.mkdir(parents=True, exist_ok=True)
@@ -102,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
     out_root = Path(args.out)
-    return run_batch(jobs, lambda src, stem: _process(src, stem, args, model, out_root, user_mask), desc="deocclude", out_root=out_root,
-                     failures=failures, quiet=args.quiet, verbose=args.verbose)
+    return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root, user_mask), desc="deocclude",
+                    out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
 
 
 if __name__ == "__main__":

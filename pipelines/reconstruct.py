@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_batch, setup_logging
+from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_jobs, setup_logging
 
 log = logging.getLogger("pipelines.reconstruct")
 
@@ -48,10 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _done(out_dir: Path, stem: str, formats: list[str]) -> bool:
-    return (out_dir / f"{stem}.json").is_file() and all((out_dir / f"{stem}.{f}").is_file() for f in formats)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -66,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from recon3d.batch import Outcome, exported
     from recon3d.errors import Recon3DError
     from recon3d.reconstruct import ReconstructConfig, reconstruct_all
 
@@ -82,23 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
                             delight=args.delight, mirror=not args.no_mirror, detector=args.detector)
     out_root = Path(args.out)
-    failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
 
-    def process(src, stem: str) -> str:
+    def process(job) -> Outcome:
         t0 = time.perf_counter()
-        recs = reconstruct_all(src, model=model, landmarks=args.landmarks, config=cfg, all_faces=args.all_faces,
-                               device=args.device, name=stem)
+        recs = reconstruct_all(job.source, model=model, landmarks=args.landmarks, config=cfg,
+                               all_faces=args.all_faces, device=args.device, name=job.name)
         lines = []
         for rec in recs:
             rec.save(out_root / rec.name, formats=args.export, extras=not args.no_extras)
             pose = rec.pose_deg
             lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
                          f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
-        return "\n".join(lines)
+        return Outcome("\n".join(lines), tuple(out_root / rec.name for rec in recs))
 
-    skip = (lambda stem: _done(out_root / stem, stem, args.export)) if args.resume else None
-    return run_batch(named, process, desc="reconstruct", out_root=out_root, failures=failures, quiet=args.quiet,
-                     verbose=args.verbose, skip=skip)
+    done = exported(out_root, args.export) if args.resume else None
+    return run_jobs(named, process, desc="reconstruct", out_root=out_root, missing=missing, quiet=args.quiet,
+                    verbose=args.verbose, done=done)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -26,11 +25,9 @@ from pipelines._cli import (
     collect_jobs,
     describe_input,
     load_model_arg,
-    run_batch,
+    run_jobs,
     setup_logging,
 )
-
-log = logging.getLogger("pipelines.rotate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,10 +65,8 @@ def _grid(images, height: int):
         h, w = a.shape[:2]
         cells.append(Image.fromarray(a).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
     grid = Image.new("RGB", (sum(c.width for c in cells), height))
-    x = 0
-    for c in cells:
-        grid.paste(c, (x, 0))
-        x += c.width
+    for c, x in zip(cells, np.cumsum([0] + [c.width for c in cells[:-1]]), strict=True):
+        grid.paste(c, (int(x), 0))
     return grid
 
 
@@ -79,19 +74,18 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
     import numpy as np
     from PIL import Image
 
+    import recon3d.reconstruct as api
     from recon3d.edit import frontalize, rotate_views
     from recon3d.io import save_image
-    from recon3d.reconstruct import ReconstructConfig, reconstruct
+    from recon3d.io.mesh import save_mesh
 
-    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
-    rec = reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
+    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     poses = [(y, p) for p in args.pitch for y in (args.yaw if args.yaw is not None else [-30.0, -15.0, 0.0, 15.0, 30.0])]
     results = rotate_views(rec, poses, absolute=args.absolute, blend=not args.no_blend)
     out = out_root / stem
     out.mkdir(parents=True, exist_ok=True)
     record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
-    from recon3d.mesh import save_mesh
-
     for (yaw, pitch), r in zip(poses, results, strict=True):
         name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
         save_image(out / f"{name}.png", r.image)
@@ -141,15 +135,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     jobs, missing = collect_jobs(args.demo, args.inputs)
-    failures: list[tuple[str, str]] = [(m, "input not found") for m in missing]
     try:
         model = load_model_arg(args.model, args.device)
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     out_root = Path(args.out)
-    return run_batch(jobs, lambda src, stem: _process(src, stem, args, model, out_root), desc="rotate", out_root=out_root,
-                     failures=failures, quiet=args.quiet, verbose=args.verbose)
+    return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root), desc="rotate",
+                    out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
 
 
 if __name__ == "__main__":

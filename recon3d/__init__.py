@@ -1,8 +1,8 @@
 """recon3d: single-photo 3D face reconstruction and editing, CPU first, offline.
 
-The top level exports a small API; everything else lives in submodules (``recon3d.render``,
-``recon3d.morphable``, ``recon3d.fitting``, ``recon3d.texture``, ``recon3d.detect``, ``recon3d.io``,
-``recon3d.mesh``, ``recon3d.edit``). Heavy submodules are imported on first use.
+The top level exports a small API; everything else lives in submodules (``recon3d.structures``,
+``recon3d.ops``, ``recon3d.io``, ``recon3d.render``, ``recon3d.morphable``, ``recon3d.fitting``,
+``recon3d.texture``, ``recon3d.detect``, ``recon3d.edit``, ``recon3d.batch``). Heavy submodules are imported on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .morphable.model import MorphableModel, load_model, save_model  # noqa: E40
 _LAZY = {
     "reconstruct": ("recon3d.reconstruct", "reconstruct"),
     "reconstruct_all": ("recon3d.reconstruct", "reconstruct_all"),
-    "Reconstruction": ("recon3d.reconstruct", "Reconstruction"),
+    "Reconstruction": ("recon3d.structures.reconstruction", "Reconstruction"),
     "ReconstructConfig": ("recon3d.reconstruct", "ReconstructConfig"),
     "load_default_model": ("recon3d.morphable.default", "load_default_model"),
     "FaceParams": ("recon3d.fitting", "FaceParams"),
@@ -27,9 +27,9 @@ _LAZY = {
     "fit": ("recon3d.fitting", "fit"),
     "render_mesh": ("recon3d.render", "render_mesh"),
     "MeshRenderer": ("recon3d.render", "MeshRenderer"),
-    "Mesh": ("recon3d.mesh", "Mesh"),
-    "load_mesh": ("recon3d.mesh", "load_mesh"),
-    "save_mesh": ("recon3d.mesh", "save_mesh"),
+    "Mesh": ("recon3d.structures.mesh", "Mesh"),
+    "load_mesh": ("recon3d.io.mesh", "load_mesh"),
+    "save_mesh": ("recon3d.io.mesh", "save_mesh"),
     "load_image": ("recon3d.io", "load_image"),
     "resolve_asset": ("recon3d.assets", "resolve"),
 }

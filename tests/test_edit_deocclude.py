@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from recon3d.edit import deocclude, detect_occlusion, make_synthetic_reconstruction
-from recon3d.edit._common import dilate
 from recon3d.errors import ShapeError
+from recon3d.ops.morphology import dilate
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from recon3d.edit import deocclude, detect_occlusion, make_synthetic_reconstruction
-from recon3d.edit._common import dilate, erode, poisson_paste
+from recon3d.ops.morphology import dilate, erode
+from recon3d.ops.poisson import poisson_paste
 
 D = importlib.import_module("recon3d.edit.deocclude")
 

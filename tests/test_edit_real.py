@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from recon3d.edit import deocclude, rotate_views
-from recon3d.edit._common import dilate, erode
 from recon3d.errors import AssetError, Recon3DError
+from recon3d.ops.morphology import dilate, erode
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from recon3d.edit import (
     triangulate,
     warp_triangles,
 )
-from recon3d.edit._common import dilate, erode
 from recon3d.errors import ShapeError
+from recon3d.ops.morphology import dilate, erode
 
 
 def _pdist(x: torch.Tensor) -> torch.Tensor:

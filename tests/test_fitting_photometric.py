@@ -66,7 +66,7 @@ def render_scene(model, K, *, albedo=None, light=None, ypr=(0.3, 0.1, 0.05), coe
 def shading_error(model, verts_cam, light_a, light_b):
     """Relative RMS difference of the SH shading two lights give on the visible face normals."""
     from recon3d.conventions import opencv_to_opengl_cam
-    from recon3d.mesh.geometry import vertex_normals
+    from recon3d.ops.geometry import vertex_normals
     from recon3d.render import sh_shading
 
     n = vertex_normals(verts_cam, model.faces)

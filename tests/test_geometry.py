@@ -1,4 +1,4 @@
-"""Tests of recon3d.mesh.geometry (face and vertex normals)."""
+"""Tests of recon3d.ops.geometry (face and vertex normals)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import trimesh
 
 from recon3d.errors import ShapeError
-from recon3d.mesh.geometry import face_normals, vertex_normals
+from recon3d.ops.geometry import face_normals, vertex_normals
 
 
 def _icosphere(subdiv: int = 2, dtype=torch.float64):

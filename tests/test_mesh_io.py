@@ -1,4 +1,4 @@
-"""recon3d.mesh.io: OBJ/MTL/PNG, PLY and GLB round trips, UV orientation pins, error handling."""
+"""recon3d.io.mesh: OBJ/MTL/PNG, PLY and GLB round trips, UV orientation pins, error handling."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 
 from recon3d.conventions import uv_obj_to_gltf, uv_to_texel
 from recon3d.errors import AssetError, Recon3DError, ShapeError
-from recon3d.mesh import Mesh, MeshFileError, load_mesh, save_mesh, split_uv_seams
+from recon3d.io.mesh import MeshFileError, load_mesh, save_mesh, split_uv_seams
+from recon3d.structures.mesh import Mesh
 
 
 def _icosphere_mesh(seed: int = 0, seams: bool = True) -> Mesh:
@@ -250,7 +251,7 @@ def test_glb_uv_without_texture_loads_without_texture(tmp_path):
 
 @pytest.mark.parametrize("parts", [(), ("uv",), ("normals",), ("uv", "normals"), ("vert_colors",)])
 def test_obj_fast_and_line_parsers_agree(tmp_path, monkeypatch, parts):
-    import recon3d.mesh.io as mio
+    import recon3d.io._obj as mio
 
     full = _icosphere_mesh()
     keep = {k: getattr(full, k) for k in parts}

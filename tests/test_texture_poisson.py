@@ -1,4 +1,4 @@
-"""Tests of recon3d.texture.poisson_blend (direct and multigrid paths)."""
+"""Tests of recon3d.ops.poisson.poisson_blend (direct and multigrid paths)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recon3d.errors import ShapeError
-from recon3d.texture import poisson_blend
+from recon3d.ops.poisson import poisson_blend
 
 
 def _blob_mask(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,9 @@ import torch
 
 import recon3d.morphable.toy as toy_mod
 from recon3d.conventions import IBUG68_MIRROR, mirror_model_x
-from recon3d.mesh.geometry import vertex_normals
 from recon3d.morphable import load_model, save_model
 from recon3d.morphable.toy import make_toy_model
+from recon3d.ops.geometry import vertex_normals
 
 
 def test_sizes_and_dtypes():

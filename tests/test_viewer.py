@@ -174,7 +174,7 @@ def test_screenshot_is_textured_skin_and_changes_with_yaw(demo_dir, tmp_path):
 @needs_o3d
 def test_open3d_uv_convention_pin(tmp_path):
     """A quad with a red top-left texel quadrant shows red at the top-left of the screen."""
-    from recon3d.mesh import Mesh
+    from recon3d.structures.mesh import Mesh
     from viewers.face import FaceScene, render_screenshot
 
     tex = np.full((8, 8, 3), 0.5, dtype=np.float32)

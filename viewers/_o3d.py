@@ -13,7 +13,7 @@ import numpy as np
 
 from recon3d.conventions import uv_obj_to_open3d
 from recon3d.errors import BackendUnavailableError
-from recon3d.mesh import Mesh
+from recon3d.structures.mesh import Mesh
 
 INSTALL_HINT = "the viewer needs Open3D: pip install -e .[viewer]"
 

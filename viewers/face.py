@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from recon3d.errors import BackendUnavailableError, Recon3DError
-from recon3d.mesh import Mesh, load_mesh
+from recon3d.io.export import export_file_names, read_export
+from recon3d.io.mesh import load_mesh
+from recon3d.structures.mesh import Mesh
 
 from . import _o3d
 
@@ -112,20 +114,9 @@ def _read_mask(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
 
 
-def _find_mesh_in_folder(folder: Path) -> Path:
-    for j in sorted(folder.glob("*.json")):
-        for suf in MESH_SUFFIXES:
-            if j.with_suffix(suf).is_file():
-                return j.with_suffix(suf)
-    for suf in MESH_SUFFIXES:
-        found = sorted(folder.glob(f"*{suf}"))
-        if found:
-            return found[0]
-    raise Recon3DError(f"viewers.face: no .obj/.glb/.ply mesh found in folder {folder}")
-
-
 def load_scene(path: str | Path) -> FaceScene:
-    """Load a mesh file or a reconstruction output folder (``<stem>.obj`` + ``<stem>.json`` + textures).
+    """Load a mesh file or a reconstruction output folder (``<stem>.obj`` + ``<stem>.json`` + textures),
+    read through :func:`recon3d.io.export.read_export`.
 
     The extras (visible-only texture and mask, landmarks, photo, camera) are read from the files
     next to the mesh that share its stem; each one that is missing is simply not available.
@@ -133,29 +124,26 @@ def load_scene(path: str | Path) -> FaceScene:
     Raises:
         Recon3DError: no mesh found, or a corrupt mesh/JSON file (the message names the file).
     """
-    path = Path(path)
-    mesh_path = _find_mesh_in_folder(path) if path.is_dir() else path
-    mesh = load_mesh(mesh_path)
-    stem, folder = mesh_path.stem, mesh_path.parent
-    scene: dict[str, Any] = {"name": stem, "mesh": mesh}
+    try:
+        exp = read_export(path)
+    except Recon3DError as e:
+        raise Recon3DError(f"viewers.face: {e}") from None
+    if exp.mesh_path is None:
+        raise Recon3DError(f"viewers.face: no .obj/.glb/.ply mesh found for {path}")
+    mesh = load_mesh(exp.mesh_path)
+    scene: dict[str, Any] = {"name": exp.name, "mesh": mesh}
 
-    vis_path = folder / f"{stem}_texture_visible.png"
-    if vis_path.is_file():
-        tex = _read_rgb(vis_path)
-        mask_path = folder / f"{stem}_texture_mask.png"
-        if mask_path.is_file():
-            mask = _read_mask(mask_path)
+    if "texture_visible" in exp.files:
+        tex = _read_rgb(exp.files["texture_visible"])
+        if "texture_mask" in exp.files:
+            mask = _read_mask(exp.files["texture_mask"])
             if mask.shape == tex.shape[:2]:
                 grey = np.array([0.45, 0.45, 0.5], dtype=np.float32)
                 tex = tex * mask[..., None] + grey * (1.0 - mask[..., None])
         scene["texture_visible"] = tex
 
-    meta_path = folder / f"{stem}.json"
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise Recon3DError(f"{meta_path}: not valid JSON ({e})") from None
+    if exp.json_path is not None:
+        meta = exp.meta
         try:
             if "landmarks_model" in meta:
                 lm = np.asarray(meta["landmarks_model"], dtype=np.float64).reshape(-1, 3)
@@ -167,11 +155,11 @@ def load_scene(path: str | Path) -> FaceScene:
                 scene["t"] = np.asarray(cam["t"], dtype=np.float64).reshape(3)
             scene["pose_deg"] = {k: float(v) for k, v in (meta.get("pose_deg") or {}).items()}
         except (TypeError, ValueError) as e:
-            raise Recon3DError(f"{meta_path}: unexpected content ({e})") from None
-        photo_path = folder / f"{stem}_input.png"
-        if not photo_path.is_file() and meta.get("image_path"):
+            raise Recon3DError(f"{exp.json_path}: unexpected content ({e})") from None
+        photo_path = exp.files.get("input")
+        if photo_path is None and meta.get("image_path"):
             photo_path = Path(meta["image_path"])
-        if photo_path.is_file():
+        if photo_path is not None and photo_path.is_file():
             scene["photo"] = _read_rgb(photo_path)
     return FaceScene(**scene)
 
@@ -498,7 +486,7 @@ def write_demo_folder(out_dir: str | Path, stem: str = "demo", *, n: int = 96, t
     """
     from PIL import Image
 
-    from recon3d.mesh import save_mesh
+    from recon3d.io.mesh import save_mesh
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -601,7 +589,7 @@ def write_demo_folder(out_dir: str | Path, stem: str = "demo", *, n: int = 96, t
         "landmarks_px": lm_px.tolist(),
         "landmarks_model": lm_model.tolist(),
         "model": {"name": "viewers.face demo (synthetic)"},
-        "files": {"mesh": f"{stem}.obj", "texture": f"{stem}_texture.png"},
+        "files": {role: fname for role, fname in export_file_names(stem, ["obj"]).items() if (out / fname).is_file()},
     }
     (out / f"{stem}.json").write_text(json.dumps(meta, indent=1))
     return out

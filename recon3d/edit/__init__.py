@@ -10,10 +10,11 @@
 All take a :class:`recon3d.reconstruct.Reconstruction`. See docs/EDITING.md.
 """
 
+from ..ops.warp import WarpResult, triangulate
+from ..render.warp import warp_triangles
 from .deocclude import DeoccludeResult, OcclusionEstimate, deocclude, detect_occlusion
 from .rotate import RotateResult, frontalize, mesh_boundary_vertices, rotate_face, rotate_views
 from .synthetic import make_synthetic_reconstruction
-from .warp import WarpResult, triangulate, warp_triangles
 
 __all__ = [
     "rotate_face", "rotate_views", "frontalize", "RotateResult", "mesh_boundary_vertices",

@@ -1,5 +1,6 @@
 """Helpers shared by the render-and-refine edits: face rendering with the completed texture relit by
-the fitted SH, de-lighting of the texture, a diffusion fill and mask morphology.
+the fitted SH and de-lighting of the texture (mask morphology, the diffusion fill and Poisson pasting
+are generic ops: :mod:`recon3d.ops.morphology`, :mod:`recon3d.ops.poisson`).
 
 All functions take and return single (unbatched) images ``(H, W, C)`` unless said otherwise.
 """
@@ -11,8 +12,11 @@ import logging
 import numpy as np
 import torch
 
-from ..conventions import opencv_to_opengl_cam
 from ..errors import ShapeError
+from ..render import render_mesh
+from ..structures.reconstruction import Reconstruction
+from ..texture import remove_shading, uv_raster
+from ..texture.from_fit import bake_fit_shading, fit_vertex_shading
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +28,9 @@ def _np(x) -> np.ndarray:
 
 
 def check_rec(where: str, rec) -> None:
-    """Raise a clear error when ``rec`` does not look like a :class:`recon3d.reconstruct.Reconstruction`."""
-    for name in ("image", "fit", "model", "verts_model", "texture"):
-        if not hasattr(rec, name):
-            raise TypeError(f"{where}: rec must be a recon3d Reconstruction (missing .{name}), got {type(rec).__name__}")
+    """Raise a clear error when ``rec`` is not a :class:`recon3d.structures.Reconstruction` of the expected shapes."""
+    if not isinstance(rec, Reconstruction):
+        raise TypeError(f"{where}: rec must be a recon3d Reconstruction, got {type(rec).__name__}")
     img = rec.image
     if img.dim() != 3 or img.shape[-1] != 3:
         raise ShapeError(f"{where}: rec.image must be (H, W, 3), got {tuple(img.shape)}")
@@ -45,12 +48,7 @@ def verts_cam_of(rec) -> torch.Tensor:
 def vertex_shading(rec, verts_cam: torch.Tensor) -> torch.Tensor:
     """``(1, V, 3)`` SH irradiance of each vertex under the fitted light (the renderer's convention:
     normals in the OpenGL camera frame)."""
-    from ..mesh.geometry import vertex_normals
-    from ..render import sh_shading
-
-    n = vertex_normals(verts_cam, rec.model.faces.cpu())
-    light = rec.fit.params.light.detach().float().cpu()
-    return sh_shading(opencv_to_opengl_cam(n), light)
+    return fit_vertex_shading(verts_cam, rec.model.faces.cpu(), rec.fit.params.light.detach().float().cpu())
 
 
 def render_textured(rec, verts_cam: torch.Tensor, texture: torch.Tensor, image_size: tuple[int, int], *,
@@ -62,8 +60,6 @@ def render_textured(rec, verts_cam: torch.Tensor, texture: torch.Tensor, image_s
     Returns:
         :class:`recon3d.render.RenderOutput` (batch of one).
     """
-    from ..render import render_mesh
-
     m = rec.model
     K = rec.fit.camera.K.detach().float().cpu() if K is None else K
     return render_mesh(verts_cam, m.faces.cpu(), K, image_size, texture_map=(m.uv.cpu(), m.uv_faces.cpu(),
@@ -82,8 +78,6 @@ def albedo_texture(rec, texture: torch.Tensor | None = None, *, is_albedo: bool 
     Returns:
         ``(albedo_tex (Ht, Wt, 3), was_albedo: bool)``.
     """
-    from ..texture import bake_vertex_attr_to_uv, remove_shading, uv_raster
-
     tex = (rec.texture if texture is None else texture).detach().float().cpu()
     verts_cam = verts_cam_of(rec)
     light = rec.fit.params.light.detach().float().cpu()
@@ -104,49 +98,5 @@ def albedo_texture(rec, texture: torch.Tensor | None = None, *, is_albedo: bool 
         return tex, True
     Ht, Wt = tex.shape[:2]
     uvr = uv_raster(rec.model.to("cpu"), resolution=(Ht, Wt))
-    shading_uv = bake_vertex_attr_to_uv(vertex_shading(rec, verts_cam), rec.model.faces.cpu(), uvr, fill=1.0)
+    shading_uv = bake_fit_shading(verts_cam, rec.model.faces.cpu(), light, uvr)
     return remove_shading(tex[None], shading_uv, max_value=1.5)[0], False
-
-
-def diffuse_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Fill ``hole`` (``(H, W)`` bool) of ``image`` (``(H, W, C)``) with the smooth (harmonic) membrane
-    interpolation of its border values; pixels outside the hole are returned unchanged."""
-    from ..texture import poisson_blend
-
-    if not hole.any():
-        return image.copy()
-    out = poisson_blend(image.astype(np.float64), np.zeros_like(image, dtype=np.float64), hole)
-    out = np.asarray(out)
-    # parts of the hole that touch no known pixel (the whole image) keep the image mean
-    res = np.where(hole[..., None], out, image)
-    return res.astype(image.dtype)
-
-
-def disk(r: int) -> np.ndarray:
-    """A ``(2r+1, 2r+1)`` bool disk structuring element."""
-    y, x = np.mgrid[-r:r + 1, -r:r + 1]
-    return (x * x + y * y) <= r * r + 0.5
-
-
-def erode(mask: np.ndarray, r: int) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.binary_erosion(mask, disk(r), border_value=0) if r > 0 else mask.copy()
-
-
-def dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.binary_dilation(mask, disk(r)) if r > 0 else mask.copy()
-
-
-def poisson_paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Seamless cloning of ``source`` into ``target`` over ``mask``; every pixel outside ``mask`` is
-    exactly ``target`` (enforced, not just solved for)."""
-    from ..texture import poisson_blend
-
-    if not mask.any():
-        return target.copy()
-    out = np.asarray(poisson_blend(target.astype(np.float64), source.astype(np.float64), mask))
-    out = np.clip(out, 0.0, 1.0).astype(target.dtype)
-    return np.where(mask[..., None], out, target)

@@ -47,18 +47,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ShapeError
-from ._common import (
-    _np,
-    check_rec,
-    diffuse_fill,
-    dilate,
-    disk,
-    erode,
-    poisson_paste,
-    vertex_shading,
-    verts_cam_of,
-)
+from ..assets import resolve
+from ..conventions import opencv_to_opengl_cam
+from ..errors import AssetError, ShapeError
+from ..ops.geometry import vertex_normals
+from ..ops.morphology import diffuse_fill, dilate, disk, erode
+from ..ops.poisson import poisson_paste
+from ..render import interpolate, rasterize, sh_shading
+from ..texture import uv_raster
+from ..texture.from_fit import texture_from_fit
+from ._common import _np, check_rec, render_textured, verts_cam_of
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +113,6 @@ class DeoccludeResult:
 
 def _render_model(rec):
     """Fragments, lit 3DMM-albedo prediction, coverage and per-pixel region label at the fitted pose."""
-    from ..conventions import opencv_to_opengl_cam
-    from ..mesh.geometry import vertex_normals
-    from ..render import interpolate, rasterize, sh_shading
-
     H, W = rec.image.shape[:2]
     m = rec.model.to("cpu")
     vc = verts_cam_of(rec)
@@ -373,8 +367,6 @@ def _resolve_cue(cue: str, net) -> str:
         return cue
     if net is not None:
         return DEFAULT_CUE
-    from ..assets import resolve
-    from ..errors import AssetError
     from .occnet import OCCLUDER_ASSET
 
     try:
@@ -386,22 +378,14 @@ def _resolve_cue(cue: str, net) -> str:
 
 def _occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
     """Unwrap the photo again without the texels seen through ``occ``, de-light and complete it."""
-    from ..texture import bake_vertex_attr_to_uv, complete_texture, remove_shading, unwrap_texture, uv_raster
-
     m = rec.model.to("cpu")
-    vc = verts_cam_of(rec)
-    K = rec.fit.camera.K.detach().float().cpu()
     uvr = uv_raster(m, resolution=texture_size)
-    img = rec.image.float().cpu()[None]
-    unw = unwrap_texture(img, vc, m.faces, K, uvr)
-    occ_img = torch.from_numpy(dilate(occ, 2).astype(np.float32))[None, ..., None].expand(1, *occ.shape, 3).contiguous()
-    occ_uv = unwrap_texture(occ_img, vc, m.faces, K, uvr).texture[..., 0]
-    visible = unw.visible & (occ_uv < 0.01)
-    shading_uv = bake_vertex_attr_to_uv(vertex_shading(rec, vc), m.faces, uvr, fill=1.0)
-    tex_alb = remove_shading(unw.texture, shading_uv, max_value=1.5)
-    albedo_uv = bake_vertex_attr_to_uv(m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1), m.faces, uvr)
-    comp = complete_texture(tex_alb, visible, albedo_uv, uvr, mirror=True, keep_visible=True, clamp=False)
-    return comp.texture[0].clamp(0, 1.5)
+    tex = texture_from_fit(rec.image.float().cpu()[None], verts_cam_of(rec), m.faces,
+                           rec.fit.camera.K.detach().float().cpu(), uvr,
+                           albedo_v=m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1),
+                           light=rec.fit.params.light.detach().float().cpu(), exclude=torch.from_numpy(dilate(occ, 2)),
+                           delight=True, max_value=1.5, mirror=True, clamp=False)
+    return tex.texture[0].clamp(0, 1.5)
 
 
 def _untrusted_boundary(omega: np.ndarray, face: np.ndarray, score: np.ndarray | None) -> np.ndarray:
@@ -456,8 +440,6 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
     Raises:
         ShapeError: ``mask`` is not ``(H, W)``.
     """
-    from ._common import render_textured
-
     check_rec("deocclude()", rec)
     img = _np(rec.image).astype(np.float32)
     H, W = img.shape[:2]

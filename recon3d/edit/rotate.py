@@ -11,13 +11,13 @@ Method (3DDFA's "face profiling" idea, seed 000 / thesis ch. 3, made training-fr
    Delaunay. Anchors get the depth of the face boundary in their direction and move with the
    rotated head with a weight falling from 0.75 (inner ring) to 0.1 (outer ring) and 0 on the
    border, so hair and neck follow the head and the far background stays put. The photo is
-   warped piecewise-affinely over that mesh (:func:`recon3d.edit.warp.warp_triangles`).
+   warped piecewise-affinely over that mesh (:func:`recon3d.render.warp.warp_triangles`).
 3. Warped triangles stretched more than 3x have no real source; they are filled by harmonic
    (membrane) interpolation from their border.
 4. The rotated face is rendered with the completed UV texture (by default re-completed from the
    photo keeping the visible texels exactly, see :func:`rotate_views`), de-lit by the fitted
    shading and relit by the fitted SH at the new pose (the light stays fixed in the camera frame), and pasted;
-   a 4-pixel band along its silhouette is Poisson-blended (:func:`recon3d.texture.poisson_blend`)
+   a 4-pixel band along its silhouette is Poisson-blended (:func:`recon3d.ops.poisson.poisson_blend`)
    into the warped background.
 
 Rotating by 0 reproduces the photo up to the texture's resampling inside the face (mean absolute
@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ..camera import matrix_to_pose_angles, pose_angles_to_matrix
-from ._common import _np, albedo_texture, check_rec, diffuse_fill, erode, render_textured, verts_cam_of
+from ..ops.morphology import diffuse_fill, erode
+from ._common import _np, albedo_texture, check_rec, render_textured, verts_cam_of
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def image_anchors(verts_cam: torch.Tensor, boundary: np.ndarray, K: torch.Tensor
         K: ``(3, 3)`` intrinsics.
         H, W: image size.
     """
-    from .warp import triangulate
+    from ..ops.warp import triangulate
 
     vb = verts_cam[boundary]
     pb = _project(K, vb)
@@ -241,7 +242,7 @@ class _Prep:
 
 
 def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateResult:
-    from .warp import warp_triangles
+    from ..render.warp import warp_triangles
 
     D = prep.rotation(ypr_new)
     c = prep.centre
@@ -267,7 +268,7 @@ def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateRes
     comp = out.image[0].clamp(0, 1).numpy().astype(np.float32)
     face = comp
     if blend and solid.any():
-        from ..texture import poisson_blend
+        from ..ops.poisson import poisson_blend
 
         band = solid & ~erode(solid, _SEAM_PX)
         # Dirichlet boundary: the background outside, the rendered face inside the band

@@ -1,4 +1,4 @@
-"""A synthetic :class:`~recon3d.reconstruct.Reconstruction` (toy 3DMM rendered over a textured
+"""A synthetic :class:`~recon3d.structures.Reconstruction` (toy 3DMM rendered over a textured
 background) for tests, examples and debugging of the edits without a photo or a fitted model."""
 
 from __future__ import annotations
@@ -8,6 +8,14 @@ import math
 import numpy as np
 import torch
 
+from ..camera import Camera, intrinsics_from_fov, matrix_to_axis_angle, pose_angles_to_matrix
+from ..fitting import FaceParams, FitResult
+from ..morphable.toy import make_toy_model
+from ..render import ambient_light, render_mesh
+from ..structures.reconstruction import Reconstruction
+from ..texture import uv_raster
+from ..texture.from_fit import texture_from_fit
+
 __all__ = ["make_synthetic_reconstruction"]
 
 
@@ -15,7 +23,7 @@ def make_synthetic_reconstruction(*, size: int = 160, yaw_deg: float = 10.0, pit
                                   texture_size: int = 128, seed: int = 0):
     """Render the toy morphable model (:func:`recon3d.morphable.toy.make_toy_model`) lit by SH over a
     smooth coloured background with stripes, and wrap the *true* parameters in a
-    :class:`~recon3d.reconstruct.Reconstruction` (the "fit" is exact, the texture is unwrapped from
+    :class:`~recon3d.structures.Reconstruction` (the "fit" is exact, the texture is unwrapped from
     the rendered image and completed as the pipeline does).
 
     Args:
@@ -27,15 +35,6 @@ def make_synthetic_reconstruction(*, size: int = 160, yaw_deg: float = 10.0, pit
     Returns:
         A ``Reconstruction`` with ``name="synthetic"``.
     """
-    from ..camera import Camera, intrinsics_from_fov, matrix_to_axis_angle, pose_angles_to_matrix
-    from ..fitting import FaceParams, FitResult
-    from ..mesh.geometry import vertex_normals
-    from ..morphable.toy import make_toy_model
-    from ..reconstruct import Reconstruction
-    from ..render import ambient_light, render_mesh
-    from ..texture import bake_vertex_attr_to_uv, complete_texture, unwrap_texture, uv_raster
-    from ._common import vertex_shading
-
     g = torch.Generator().manual_seed(seed)
     model = make_toy_model()
     H = W = int(size)
@@ -63,33 +62,14 @@ def make_synthetic_reconstruction(*, size: int = 160, yaw_deg: float = 10.0, pit
     image = out.image[0].clamp(0, 1)
 
     uvr = uv_raster(model, resolution=texture_size)
-    normals = vertex_normals(verts_cam, model.faces)
-    unw = unwrap_texture(image[None], verts_cam, model.faces, K, uvr, normals=normals)
-    albedo_uv = bake_vertex_attr_to_uv(albedo_v, model.faces, uvr)
-    rec_proto = _Proto(model, cam, params, verts_model[0])
-    shading_uv = bake_vertex_attr_to_uv(vertex_shading(rec_proto, verts_cam), model.faces, uvr)
-    target = (albedo_uv * shading_uv).clamp(0, 1)
-    comp = complete_texture(unw.texture, unw.visible, target, uvr, mirror=True, keep_visible=True)
+    tex = texture_from_fit(image[None], verts_cam, model.faces, K, uvr, albedo_v=albedo_v,
+                           light=params.light.detach().float().cpu())
     lmk_px = cam.project(model.landmarks(verts_model))
     fit = FitResult(params=params, camera=cam, verts_model=verts_model, verts_cam=verts_cam, lmk_px=lmk_px,
                     pose_deg=torch.rad2deg(ypr)[None], face_mask=out.mask[..., 0], converged=True)
     return Reconstruction(
         image=image, name="synthetic", image_path=None, lmk_detected_px=lmk_px[0], detection_method="synthetic",
-        fit=fit, model=model, verts_model=verts_model[0], texture=comp.texture[0].clamp(0, 1),
-        texture_visible=(unw.texture[0] * unw.visible[0, ..., None]), texture_mask=unw.confidence[0],
+        fit=fit, model=model, verts_model=verts_model[0], texture=tex.texture[0].clamp(0, 1),
+        texture_visible=(tex.texture_visible[0] * tex.visible[0, ..., None]), texture_mask=tex.confidence[0],
     )
 
-
-class _Proto:
-    """The few attributes :func:`recon3d.edit._common.vertex_shading` reads."""
-
-    def __init__(self, model, cam, params, verts_model):
-        self.model = model
-
-        class _F:
-            pass
-
-        self.fit = _F()
-        self.fit.camera = cam
-        self.fit.params = params
-        self.verts_model = verts_model

@@ -30,8 +30,8 @@ from .._checks import check_shapes
 from ..camera import Camera, axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_pose_angles
 from ..conventions import opencv_to_opengl_cam
 from ..errors import ShapeError
-from ..mesh.geometry import vertex_normals
 from ..morphable.model import MorphableModel
+from ..ops.geometry import vertex_normals
 from .landmarks import FitState, _assemble, _check_K, _lmk_bases, _points, _select
 from .losses import face_size_px, gaussian_prior, landmark_loss, photometric_loss
 from .params import DEFAULT_CONFIG, FaceParams, FitConfig, FitResult

@@ -62,7 +62,7 @@ def render_views(model, verts_model, *, size: int = 160, yaw_deg: float = 25.0, 
     import torch
 
     from ..camera import intrinsics_from_fov, pose_angles_to_matrix, transform_points
-    from ..mesh.geometry import vertex_normals
+    from ..ops.geometry import vertex_normals
     from ..render import render_mesh
 
     v = torch.as_tensor(verts_model, dtype=torch.float32)

@@ -161,7 +161,7 @@ class _Source:
         ix = np.clip(np.round(pv[:, 0]).astype(int), 0, W - 1)
         iy = np.clip(np.round(pv[:, 1]).astype(int), 0, H - 1)
         zb = zbuf[iy, ix]
-        from ..mesh.geometry import vertex_normals
+        from ..ops.geometry import vertex_normals
 
         n = vertex_normals(vc[None], faces)[0].numpy()
         vcn = vc.numpy()

@@ -11,7 +11,7 @@ from torch import nn
 from .._checks import check_float, check_shapes
 from ..conventions import opencv_to_opengl_cam
 from ..errors import ShapeError
-from ..mesh.geometry import vertex_normals
+from ..ops.geometry import vertex_normals
 from .antialiasing import EdgeTopology, edge_topology
 from .antialiasing import antialias as _antialias
 from .interpolation import interpolate
@@ -84,7 +84,7 @@ def render_mesh(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, i
             pixel to the interpolated normals expressed in the OpenGL camera frame
             (Deep3DFaceRecon's). None: unlit (colour = albedo).
         normals: ``(B, V, 3)`` camera-frame (OpenCV) vertex normals; default: area-weighted
-            :func:`~recon3d.mesh.geometry.vertex_normals` of ``verts_cam``.
+            :func:`~recon3d.ops.geometry.vertex_normals` of ``verts_cam``.
         background: None (black), a scalar, an RGB ``(3,)`` or an image ``(B, H, W, 3)``.
         antialias: analytic silhouette antialiasing of the image and the mask (gives
             gradients w.r.t. silhouette positions).

@@ -5,8 +5,8 @@ photo with the fitted mesh, optionally :func:`remove_shading`, then :func:`compl
 (mirror + Poisson blending into the fitted 3DMM albedo baked with :func:`bake_vertex_attr_to_uv`).
 """
 
+from ..ops.poisson import poisson_blend
 from .complete import CompletionResult, complete_texture, mirror_texture
-from .poisson import poisson_blend
 from .unwrap import UnwrapResult, UVRaster, bake_vertex_attr_to_uv, remove_shading, unwrap_texture, uv_raster
 
 __all__ = [

@@ -18,7 +18,7 @@ import torch
 
 from .._checks import check_float, check_shapes
 from ..errors import ShapeError
-from .poisson import poisson_blend
+from ..ops.poisson import poisson_blend
 from .unwrap import UVRaster
 
 __all__ = ["CompletionResult", "complete_texture", "mirror_texture"]
@@ -116,7 +116,7 @@ def complete_texture(
         uvr: the layout raster.
         mirror: do pass 1 (ignored with a warning in the log for a non-symmetric layout).
         keep_visible: see above.
-        guidance: ``"source"`` or ``"mixed"`` (see :func:`~recon3d.texture.poisson_blend`).
+        guidance: ``"source"`` or ``"mixed"`` (see :func:`~recon3d.ops.poisson.poisson_blend`).
         pad_px: grow the result this many texels outside the layout (for bilinear sampling at seams).
         clamp: clamp the result to [0, 1] (Poisson blending can overshoot).
 

@@ -26,6 +26,8 @@ from .._checks import check_float, check_shapes
 from ..camera import project_points
 from ..conventions import uv_to_texel
 from ..errors import ShapeError
+from ..ops.geometry import vertex_normals
+from ..render import rasterize, rasterize_px
 
 __all__ = [
     "UVRaster",
@@ -157,8 +159,6 @@ def uv_raster(
 
 
 def _uv_raster_uncached(uv: torch.Tensor, uv_faces: torch.Tensor, res: tuple[int, int], sym: bool) -> UVRaster:
-    from ..render import rasterize_px  # local: keeps recon3d.texture importable on its own
-
     Ht, Wt = res
     texel = uv_to_texel(uv, res)
     xyz = torch.cat([texel, torch.ones_like(texel[:, :1])], dim=-1)
@@ -299,9 +299,6 @@ def unwrap_texture(
     Raises:
         ShapeError: on wrong shapes or dtypes.
     """
-    from ..mesh.geometry import vertex_normals
-    from ..render import rasterize
-
     where = "unwrap_texture()"
     d = check_shapes(where, image=(image, "B H W 3"), verts_cam=(verts_cam, "B V 3"), faces=(faces, "F 3"),
                      K=(K, "B 3 3"), normals=(normals, "B V 3"))
