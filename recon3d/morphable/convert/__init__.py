@@ -25,7 +25,7 @@ from ..model import MorphableModel
 from .assemble import cylindrical_uv, mirror_symmetry
 from .bfm import load_bfm2009, load_bfm2017, load_bfm_deep3d
 from .eos import EosModel, EosPcaModel, load_sfm, read_eos_blendshapes, read_eos_model
-from .side_files import read_contours, read_ibug_mapping, read_symmetry
+from .side_files import SidePath, read_contours, read_ibug_mapping, read_symmetry
 
 __all__ = [
     "FORMATS",
@@ -49,16 +49,9 @@ __all__ = [
 FORMATS = ("bfm2009", "bfm-deep3d", "bfm2017", "sfm")
 
 
-def load_user_model(
-    path: str | Path,
-    *,
-    format: str,
-    landmarks: str | Path | None = None,
-    contours: str | Path | None = None,
-    symmetry: str | Path | None = None,
-    expression_blendshapes: str | Path | None = None,
-    name: str | None = None,
-) -> MorphableModel:
+def load_user_model(path: str | Path, *, format: str, landmarks: SidePath = None,
+                    contours: SidePath = None, symmetry: SidePath = None,
+                    expression_blendshapes: SidePath = None, name: str | None = None) -> MorphableModel:
     """Read a user-supplied model in one of :data:`FORMATS` (see the per-format readers).
 
     Raises:

@@ -15,7 +15,7 @@ import scipy.io
 from ...errors import AssetError, BackendUnavailableError
 from ..model import MorphableModel
 from .assemble import DEFAULT_ALBEDO, assemble, basis, var_ratio
-from .side_files import read_ibug_mapping, read_side_files
+from .side_files import SidePath, read_ibug_mapping, read_side_files
 
 __all__ = ["load_bfm2009", "load_bfm_deep3d", "load_bfm2017"]
 
@@ -72,14 +72,8 @@ def _ids(a: np.ndarray, path: Path, key: str, how: str, base: int = 1) -> np.nda
     return a.astype(np.int64) - base
 
 
-def load_bfm2009(
-    path: str | Path,
-    *,
-    landmarks: str | Path | None = None,
-    contours: str | Path | None = None,
-    symmetry: str | Path | None = None,
-    name: str = "bfm2009",
-) -> MorphableModel:
+def load_bfm2009(path: str | Path, *, landmarks: SidePath = None, contours: SidePath = None,
+                 symmetry: SidePath = None, name: str = "bfm2009") -> MorphableModel:
     """Read the Basel Face Model 2009 ``01_MorphableModel.mat``.
 
     Keys used: ``shapeMU (3V,1)``, ``shapePC (3V,199)``, ``shapeEV (199,1)`` (standard deviations),
@@ -128,14 +122,8 @@ def load_bfm2009(
     )
 
 
-def load_bfm_deep3d(
-    path: str | Path,
-    *,
-    landmarks: str | Path | None = None,
-    contours: str | Path | None = None,
-    symmetry: str | Path | None = None,
-    name: str = "bfm-deep3d",
-) -> MorphableModel:
+def load_bfm_deep3d(path: str | Path, *, landmarks: SidePath = None, contours: SidePath = None,
+                    symmetry: SidePath = None, name: str = "bfm-deep3d") -> MorphableModel:
     """Read Deep3DFaceRecon's ``BFM_model_front.mat`` (35,709-vertex front crop of BFM 2009 + expressions).
 
     Keys used: ``meanshape (1,3V)``, ``idBase (3V,80)``, ``exBase (3V,64)``, ``meantex (1,3V)`` 0..255,
@@ -190,14 +178,8 @@ def load_bfm_deep3d(
     )
 
 
-def load_bfm2017(
-    path: str | Path,
-    *,
-    landmarks: str | Path | None = None,
-    contours: str | Path | None = None,
-    symmetry: str | Path | None = None,
-    name: str | None = None,
-) -> MorphableModel:
+def load_bfm2017(path: str | Path, *, landmarks: SidePath = None, contours: SidePath = None,
+                 symmetry: SidePath = None, name: str | None = None) -> MorphableModel:
     """Read a Basel Face Model 2017/2019 ``.h5`` file (needs ``h5py``: ``pip install recon3d[bfm]``).
 
     Datasets used: ``shape/model/{mean (3V,), pcaBasis (3V,K), pcaVariance (K,)}``,

@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import AssetError
 from ..model import MorphableModel
 from .assemble import DEFAULT_ALBEDO, assemble, basis, var_ratio
-from .side_files import read_ibug_mapping, read_side_files
+from .side_files import SidePath, read_ibug_mapping, read_side_files
 
 __all__ = ["EosPcaModel", "EosModel", "read_eos_model", "read_eos_blendshapes", "load_sfm"]
 
@@ -204,15 +204,8 @@ def read_eos_blendshapes(path: str | Path) -> list[tuple[str, np.ndarray]]:
     return shapes
 
 
-def load_sfm(
-    path: str | Path,
-    *,
-    landmarks: str | Path | None = None,
-    contours: str | Path | None = None,
-    symmetry: str | Path | None = None,
-    expression_blendshapes: str | Path | None = None,
-    name: str | None = None,
-) -> MorphableModel:
+def load_sfm(path: str | Path, *, landmarks: SidePath = None, contours: SidePath = None, symmetry: SidePath = None,
+             expression_blendshapes: SidePath = None, name: str | None = None) -> MorphableModel:
     """Read a Surrey Face Model (or any eos model) in eos's binary format, e.g. ``sfm_shape_3448.bin``.
 
     Units millimetres -> metres; eos's frame already is recon3d's (+X subject's left, +Y up, +Z out)

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import AssetError
 
-__all__ = ["read_ibug_mapping", "read_contours", "read_symmetry", "read_side_files"]
+__all__ = ["SidePath", "read_ibug_mapping", "read_contours", "read_symmetry", "read_side_files"]
+
+#: The type of an optional side-file argument of the converters.
+SidePath = str | Path | None
+
+
+def _existing(path: str | Path, what: str, how: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(f"{path}: {what} not found. {how}")
+    return path
 
 
 def read_ibug_mapping(path: str | Path) -> dict[int, int]:
@@ -29,10 +38,8 @@ def read_ibug_mapping(path: str | Path) -> dict[int, int]:
     Raises:
         AssetError: missing file, not TOML, no ``[landmark_mappings]`` table, bad entries.
     """
-    path = Path(path)
     how = "Use eos's share/ibug_to_*.txt files or write one in the same TOML format (docs/MODELS_USER.md)."
-    if not path.is_file():
-        raise AssetError(f"{path}: landmark mapping file not found. {how}")
+    path = _existing(path, "landmark mapping file", how)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -58,10 +65,8 @@ def read_contours(path: str | Path) -> tuple[list[int], list[int]]:
     Returns:
         ``(right, left)`` 0-based vertex ids (the subject's right / left side).
     """
-    path = Path(path)
     how = "Use eos's share/*_contours.json files or the same JSON layout (docs/MODELS_USER.md)."
-    if not path.is_file():
-        raise AssetError(f"{path}: contour file not found. {how}")
+    path = _existing(path, "contour file", how)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         mc = doc["model_contour"]
@@ -81,10 +86,8 @@ def read_symmetry(path: str | Path) -> np.ndarray:
         ``(N,)`` int64, 0-based; ``N`` may be smaller than the model's vertex count (eos's file covers
         only the 845 reference vertices of the SFM).
     """
-    path = Path(path)
     how = "Use eos's share/sfm_reference_symmetry.txt or the same layout (docs/MODELS_USER.md)."
-    if not path.is_file():
-        raise AssetError(f"{path}: symmetry file not found. {how}")
+    path = _existing(path, "symmetry file", how)
     try:
         a = np.loadtxt(path, comments="#", dtype=np.float64, ndmin=1)
     except ValueError as e:
@@ -94,9 +97,7 @@ def read_symmetry(path: str | Path) -> np.ndarray:
     return a.astype(np.int64) - 1
 
 
-def read_side_files(
-    contours: str | Path | None, symmetry: str | Path | None
-) -> dict[str, tuple[Sequence[int], Sequence[int]] | np.ndarray | None]:
+def read_side_files(contours: SidePath, symmetry: SidePath) -> dict:
     """The optional contour and symmetry files of a model, as the keyword arguments
     ``contours=..., symmetry=...`` of :func:`recon3d.morphable.convert.assemble.assemble` (None where
     not given)."""
