@@ -128,6 +128,8 @@ def cylindrical_uv(verts: np.ndarray, *, margin: float = 0.02) -> np.ndarray:
 
 
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    # numpy float64 twin of recon3d.mesh.geometry.vertex_normals (convert/ may not import mesh/; use
+    # recon3d.ops's normals once they live there)
     a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
     fn = np.cross(b - a, c - a)
     vn = np.zeros_like(verts)
@@ -141,6 +143,7 @@ def _t(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 
 def var_ratio(var: np.ndarray, total: float | None = None) -> np.ndarray:
+    """Variances as float32 shares of ``total`` (default: their sum); zeros when the total is 0."""
     var = np.asarray(var, np.float64).reshape(-1)
     tot = float(var.sum()) if total is None else total
     return (var / tot).astype(np.float32) if tot > 0 else np.zeros_like(var, np.float32)
