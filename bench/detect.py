@@ -25,6 +25,7 @@ import numpy as np
 
 from recon3d.detect import DEFAULT_STAGES, DLIB_STAGES, detect_faces
 from recon3d.io import load_image, read_pts
+from recon3d.ops.metrics import nme
 
 # |yaw| bins in degrees; the last one also takes the few AFLW2000 images labelled beyond 90 deg.
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 180.0))
@@ -49,8 +50,7 @@ def _samples(data_dir: Path, limit: int | None):
 
 
 def _nme(pred: np.ndarray, gt: np.ndarray) -> float:
-    w, h = np.ptp(gt[:, 0]), np.ptp(gt[:, 1])
-    return float(np.linalg.norm(pred - gt, axis=1).mean() / np.sqrt(w * h))
+    return float(nme(pred, gt))
 
 
 def run(data_dir: Path, limit: int | None, stages: tuple[str, ...]) -> dict:

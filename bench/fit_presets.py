@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recon3d.detect import detect_faces
     from recon3d.io import load_image
-    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+    from recon3d.reconstruct import ReconstructConfig, reconstruct_all, render_overlay
     from recon3d.render import render_mesh
 
     torch.set_num_threads(args.threads)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                   config=ReconstructConfig(fit=fc, texture_size=256))[0]
             f = rec.fit
             mask = f.face_mask[0].numpy().astype(np.float32)
-            l1, ssim = masked_l1_ssim(img, rec.overlay().numpy(), mask)
+            l1, ssim = masked_l1_ssim(img, render_overlay(rec).numpy(), mask)
             out = render_mesh(f.verts_cam, rec.model.faces, f.camera.K, img.shape[:2],
                               vert_colors=rec.model.albedo(f.params.albedo), light=f.params.light)
             model_l1 = float(np.abs(out.image[0].numpy() - img)[mask > 0.5].mean())

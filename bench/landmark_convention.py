@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recon3d.ops.metrics import nme
+
 GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
           "mouth": range(48, 68)}
 BINS = ((0, 30), (30, 60), (60, 90))
@@ -59,12 +61,6 @@ def solve_offsets(X_cam, K, R, gt, scale, ridge: float = 1e-9) -> np.ndarray:
     A = np.einsum("nlik,nlim->lkm", J, J) + ridge * np.eye(3)
     b = np.einsum("nlik,nli->lk", J, r)
     return np.linalg.solve(A, b[..., None])[..., 0]
-
-
-def nme(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    lo, hi = gt.min(1), gt.max(1)
-    s = np.sqrt(np.prod(hi - lo, axis=-1))
-    return np.linalg.norm(pred - gt, axis=-1).mean(-1) / s
 
 
 def main(argv: list[str] | None = None) -> int:

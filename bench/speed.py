@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from recon3d.morphable.default import load_default_model
-    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+    from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
 
     t0 = time.perf_counter()
     model = load_default_model()
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 t_all = time.perf_counter()
                 rec = reconstruct_all(img, model=model, config=cfg, name=name)[0]
                 t1 = time.perf_counter()
-                rec.save(Path(tmp) / name, formats=["obj"])
+                save_reconstruction(rec, Path(tmp) / name, formats=["obj"])
                 t_export = time.perf_counter() - t1
                 total = time.perf_counter() - t_all
                 if r == 0:

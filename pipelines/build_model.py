@@ -33,7 +33,7 @@ def _run_mediapipe(python: str, images: list[Path], cache: Path) -> Path:
     key = hashlib.sha256("\n".join(map(str, images)).encode()).hexdigest()[:12]
     lst, out = cache / f"images_{key}.txt", cache / f"mediapipe_{key}.npz"
     lst.write_text("\n".join(map(str, images)) + "\n")
-    script = _REPO / "recon3d" / "morphable" / "_build_mediapipe.py"
+    script = _REPO / "tools" / "build_mediapipe_cache.py"
     proc = subprocess.Popen([python, str(script), "--out", str(out), "--list", str(lst)], stderr=subprocess.PIPE, text=True)
     bar = tqdm(total=len(images), desc="mediapipe", unit="img")
     for line in proc.stderr:  # "done/total" progress lines, anything else is MediaPipe's own logging
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         rep.update(model.summary(), sha256=sha, build_seconds=round(time.time() - t0, 1),
                    shape_var=model.shape_var.tolist(), expr_var=model.expr_var.tolist(), albedo_var=model.albedo_var.tolist())
         if not args.no_eval and hold.any():
-            ev = evaluate_landmark_fit(model, data.lmk68[hold], contour=True)
-            ev_static = evaluate_landmark_fit(model, data.lmk68[hold], contour=False)
+            ev = evaluate_landmark_fit(model, data.lmk68[hold], contour=True, image_sizes=data.sizes[hold])
+            ev_static = evaluate_landmark_fit(model, data.lmk68[hold], contour=False, image_sizes=data.sizes[hold])
             rep["holdout_fit"] = {"dynamic_contour": ev, "static": {k: v for k, v in ev_static.items() if k != "per_image"}}
             log.info("held-out NME (68 pts, /sqrt(wh)): %.4f (dynamic contour), %.4f (static)", ev["nme_mean"], ev_static["nme_mean"])
         if args.manifest:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             args.manifest.write_text(json.dumps(man, indent=2) + "\n")
         if args.figures:
-            from recon3d.morphable._build_figures import albedo_figure, modes_figure
+            from recon3d.morphable.build.figures import albedo_figure, modes_figure
 
             args.figures.mkdir(parents=True, exist_ok=True)
             rep["figure_method"] = modes_figure(model, args.figures / "model_modes.png")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recon3d.errors import Recon3DError
 from recon3d.morphable import save_model
-from recon3d.morphable.loaders import FORMATS, load_user_model
+from recon3d.morphable.convert import FORMATS, load_user_model
 
 log = logging.getLogger("pipelines.convert_model")
 

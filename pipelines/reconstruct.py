@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recon3d.batch import Outcome, exported
     from recon3d.errors import Recon3DError
-    from recon3d.reconstruct import ReconstructConfig, reconstruct_all
+    from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
 
     torch.manual_seed(args.seed)
     named, missing = collect_jobs(args.demo, args.inputs)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                all_faces=args.all_faces, device=args.device, name=job.name)
         lines = []
         for rec in recs:
-            rec.save(out_root / rec.name, formats=args.export, extras=not args.no_extras)
+            save_reconstruction(rec, out_root / rec.name, formats=args.export, extras=not args.no_extras)
             pose = rec.pose_deg
             lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
                          f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")

@@ -77,6 +77,7 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
     import recon3d.reconstruct as api
     from recon3d.edit import frontalize, rotate_views
     from recon3d.io import save_image
+    from recon3d.io.export import reconstruction_mesh
     from recon3d.io.mesh import save_mesh
 
     cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
@@ -92,7 +93,7 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
         entry = {"yaw": yaw, "pitch": pitch, "image": f"{name}.png", "pose_deg": r.pose_deg.tolist(),
                  "filled_px": int(r.filled.sum())}
         if not args.no_mesh:
-            mesh = rec.mesh().replace(verts=r.verts_model.numpy(), normals=None)
+            mesh = reconstruction_mesh(rec).replace(verts=r.verts_model.numpy(), normals=None)
             save_mesh(out / f"{name}.obj", mesh, texture_name=f"{stem}_texture.png")
             entry["mesh"] = f"{name}.obj"
         record["outputs"].append(entry)

@@ -1,43 +1,54 @@
 """recon3d: single-photo 3D face reconstruction and editing, CPU first, offline.
 
-The top level exports a small API; everything else lives in submodules (``recon3d.structures``,
-``recon3d.ops``, ``recon3d.io``, ``recon3d.render``, ``recon3d.morphable``, ``recon3d.fitting``,
-``recon3d.texture``, ``recon3d.detect``, ``recon3d.edit``, ``recon3d.batch``). Heavy submodules are imported on first use.
+The top level exports a small API (``recon3d.__all__``); everything else lives in its home package
+(``recon3d.structures``, ``recon3d.ops``, ``recon3d.io``, ``recon3d.render``, ``recon3d.morphable``,
+``recon3d.fitting``, ``recon3d.texture``, ``recon3d.nn``, ``recon3d.detect``, ``recon3d.edit``,
+``recon3d.batch``; see docs/ARCHITECTURE.md). Heavy submodules are imported on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 
-from ._version import __version__  # noqa: E402, F401
-
-from .camera import Camera, OrthoCamera  # noqa: E402, F401
-from .errors import AssetError, ImageError, NoFaceError, Recon3DError, ShapeError  # noqa: E402, F401
-from .morphable.model import MorphableModel, load_model, save_model  # noqa: E402, F401
+from ._version import __version__
+from .camera import Camera
+from .errors import Recon3DError
+from .morphable.model import MorphableModel
 
 _LAZY = {
     "reconstruct": ("recon3d.reconstruct", "reconstruct"),
-    "reconstruct_all": ("recon3d.reconstruct", "reconstruct_all"),
+    "save_reconstruction": ("recon3d.reconstruct", "save_reconstruction"),
     "Reconstruction": ("recon3d.structures.reconstruction", "Reconstruction"),
     "ReconstructConfig": ("recon3d.reconstruct", "ReconstructConfig"),
     "load_default_model": ("recon3d.morphable.default", "load_default_model"),
-    "FaceParams": ("recon3d.fitting", "FaceParams"),
     "FitConfig": ("recon3d.fitting", "FitConfig"),
-    "FitResult": ("recon3d.fitting", "FitResult"),
     "fit": ("recon3d.fitting", "fit"),
     "render_mesh": ("recon3d.render", "render_mesh"),
-    "MeshRenderer": ("recon3d.render", "MeshRenderer"),
     "Mesh": ("recon3d.structures.mesh", "Mesh"),
     "load_mesh": ("recon3d.io.mesh", "load_mesh"),
     "save_mesh": ("recon3d.io.mesh", "save_mesh"),
+}
+
+# 0.1 top-level names that now live only in their home modules: they still resolve, with a
+# DeprecationWarning naming the new import, until recon3d 0.3.
+_DEPRECATED = {
+    "reconstruct_all": ("recon3d.reconstruct", "reconstruct_all"),
     "load_image": ("recon3d.io", "load_image"),
+    "OrthoCamera": ("recon3d.camera", "OrthoCamera"),
+    "load_model": ("recon3d.morphable.model", "load_model"),
+    "save_model": ("recon3d.morphable.model", "save_model"),
+    "ShapeError": ("recon3d.errors", "ShapeError"),
+    "AssetError": ("recon3d.errors", "AssetError"),
+    "NoFaceError": ("recon3d.errors", "NoFaceError"),
+    "ImageError": ("recon3d.errors", "ImageError"),
+    "FaceParams": ("recon3d.fitting", "FaceParams"),
+    "FitResult": ("recon3d.fitting", "FitResult"),
+    "MeshRenderer": ("recon3d.render", "MeshRenderer"),
     "resolve_asset": ("recon3d.assets", "resolve"),
 }
 
-__all__ = sorted(
-    ["__version__", "Camera", "OrthoCamera", "MorphableModel", "load_model", "save_model", "Recon3DError",
-     "ShapeError", "AssetError", "NoFaceError", "ImageError", *_LAZY]
-)
+__all__ = sorted(["__version__", "Camera", "MorphableModel", "Recon3DError", *_LAZY])
 
 
 def __getattr__(name: str):
@@ -46,6 +57,11 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(mod), attr)
         globals()[name] = value
         return value
+    if name in _DEPRECATED:
+        mod, attr = _DEPRECATED[name]
+        warnings.warn(f"recon3d.{name} is deprecated and goes away in recon3d 0.3; use `from {mod} import {attr}`",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'recon3d' has no attribute {name!r}")
 
 

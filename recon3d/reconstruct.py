@@ -208,7 +208,7 @@ def reconstruct(
 
         from skimage.data import astronaut
         rec = reconstruct(astronaut())
-        rec.save("out/astronaut", formats=["obj"])
+        save_reconstruction(rec, "out/astronaut", formats=["obj"])
     """
     return reconstruct_all(image, model=model, landmarks=landmarks, landmarks_3d=landmarks_3d, config=config,
                            all_faces=False, device=device, name=name, callback=callback)[0]

@@ -22,3 +22,13 @@ def test_unknown_attribute_raises():
 
     with pytest.raises(AttributeError):
         recon3d.no_such_thing  # noqa: B018
+
+
+def test_old_top_level_names_warn_and_resolve():
+    import pytest
+
+    from recon3d.errors import NoFaceError
+
+    assert "NoFaceError" not in recon3d.__all__
+    with pytest.warns(DeprecationWarning, match="from recon3d.errors import NoFaceError"):
+        assert recon3d.NoFaceError is NoFaceError

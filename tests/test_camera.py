@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from recon3d import ShapeError
 from recon3d.camera import (
     Camera,
     OrthoCamera,
@@ -15,6 +14,7 @@ from recon3d.camera import (
     pose_angles_to_matrix,
     transform_points,
 )
+from recon3d.errors import ShapeError
 
 
 def test_axis_angle_round_trip_random():

@@ -34,7 +34,8 @@ def test_write_then_read_round_trip(synth, tmp_path):
 
 
 def test_rec_save_is_write_reconstruction(synth, tmp_path):
-    a = synth.save(tmp_path / "a", formats=["obj"], extras=False)
+    with pytest.warns(DeprecationWarning, match="save_reconstruction"):  # the 0.1 method still works
+        a = synth.save(tmp_path / "a", formats=["obj"], extras=False)
     b = write_reconstruction(synth, tmp_path / "b", formats=["obj"], extras=False)
     assert [p.name for p in a] == [p.name for p in b]
     for pa, pb in zip(a, b, strict=True):

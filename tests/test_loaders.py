@@ -1,4 +1,4 @@
-"""Tests of recon3d.morphable.loaders and pipelines.convert_model.
+"""Tests of recon3d.morphable.convert (and the deprecated recon3d.morphable.loaders) and pipelines.convert_model.
 
 BFM readers run on small SYNTHETIC files written here with the same keys, shapes and dtypes as the real
 files (docs/MODELS_USER.md); the SFM reader runs on the real eos file in ../shared (skipped if absent).
@@ -18,7 +18,7 @@ import torch
 from pipelines.convert_model import main as convert_main
 from recon3d.errors import AssetError
 from recon3d.morphable import load_model, save_model
-from recon3d.morphable.loaders import (
+from recon3d.morphable.convert import (
     cylindrical_uv,
     load_bfm2009,
     load_bfm2017,
@@ -536,3 +536,17 @@ def test_sfm_landmarks_project_upright(sfm):
     assert bool((px[30, 1] > eyes_y.max()).all()) and float(px[57, 1]) > float(px[33, 1])  # rows grow downwards
     assert float(px[36, 0]) < float(px[45, 0])  # the subject's right eye is on the image left
     assert float(px[:17, 0].min()) < float(px[17:, 0].min()) and float(px[:17, 0].max()) > float(px[17:, 0].max())
+
+
+def test_deprecated_loaders_module_reexports_convert():
+    import importlib
+    import sys
+
+    import recon3d.morphable.convert as convert
+
+    sys.modules.pop("recon3d.morphable.loaders", None)
+    with pytest.warns(DeprecationWarning, match="recon3d.morphable.convert"):
+        old = importlib.import_module("recon3d.morphable.loaders")
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(convert, name), name
+    assert set(old.__all__) == set(convert.__all__)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipelines import reconstruct as cli
 from recon3d.conventions import IBUG68_MIRROR, mirror_points_px
-from recon3d.reconstruct import ReconstructConfig, reconstruct
+from recon3d.reconstruct import ReconstructConfig, reconstruct, save_reconstruction
 
 FAST = ReconstructConfig(fast=True, texture_size=256)
 
@@ -47,7 +47,7 @@ def astro_mirrored():
 
 
 def test_obj_references_existing_texture(astro, tmp_path):
-    files = astro.save(tmp_path / "astronaut", formats=["obj", "glb", "ply"])
+    files = save_reconstruction(astro, tmp_path / "astronaut", formats=["obj", "glb", "ply"])
     names = {f.name for f in files}
     for n in ("astronaut.obj", "astronaut.mtl", "astronaut_texture.png", "astronaut.json", "astronaut.glb",
               "astronaut.ply", "astronaut_overlay.png", "astronaut_landmarks.txt", "astronaut_texture_visible.png"):

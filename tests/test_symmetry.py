@@ -82,32 +82,31 @@ def _toy_symmetric_mesh():
 def test_build_symmetry_helpers_on_a_toy_mesh():
     import numpy as np
 
-    from recon3d.morphable import _build_geometry as geo
-    from recon3d.morphable.build import _mirror_x, _sym_from_operator
+    from recon3d.morphable.build import geometry as geo
+    from recon3d.ops.geometry import face_normals
 
     v, f = _toy_symmetric_mesh()
-    sym = geo.symmetry_map(v, _mirror_x)
+    sym = geo.symmetry_map(v, geo.mirror_x)
     assert np.array_equal(sym[sym], np.arange(len(v)))
-    assert np.allclose(_mirror_x(v)[sym], v)
+    assert np.allclose(geo.mirror_x(v)[sym], v)
     S, f2 = geo.loop_subdivision(f, len(v))
     assert np.allclose(np.asarray(S.sum(1)).ravel(), 1.0)  # affine combinations: linear and translation-safe
     v2 = S @ v
-    sym2 = _sym_from_operator(S, sym)
+    sym2 = geo.sym_from_operator(S, sym)
     assert np.array_equal(sym2[sym2], np.arange(len(v2)))
-    assert np.allclose(_mirror_x(v2)[sym2], v2)
+    assert np.allclose(geo.mirror_x(v2)[sym2], v2)
     # Subdivision keeps the winding: every child face normal points like its parent's (+Z here).
-    assert (geo.face_normals(v2, f2)[:, 2] > 0).all()
+    assert (face_normals(torch.from_numpy(v2)[None], torch.from_numpy(f2))[0, :, 2] > 0).all()
     assert (geo.mirror_face_map(f2, sym2) >= 0).all()
 
 
 def test_spherical_uv_is_mirror_symmetric_on_a_toy_mesh():
     import numpy as np
 
-    from recon3d.morphable import _build_geometry as geo
-    from recon3d.morphable.build import _mirror_x
+    from recon3d.morphable.build import geometry as geo
 
     v, f = _toy_symmetric_mesh()
-    sym = geo.symmetry_map(v, _mirror_x)
+    sym = geo.symmetry_map(v, geo.mirror_x)
     uv = geo.spherical_uv(v, np.array([0.0, 1.0, -1.0]))
     assert np.allclose(uv[sym, 0], 1 - uv[:, 0]) and np.allclose(uv[sym, 1], uv[:, 1])
     assert not geo.uv_flipped(uv, f).any()

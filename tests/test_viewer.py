@@ -116,7 +116,7 @@ def test_image_without_reconstruction_says_so(tmp_path, monkeypatch, capsys):
 
 @needs_o3d
 def test_image_is_reconstructed_then_shown(tmp_path, monkeypatch, capsys):
-    """The image path goes through recon3d.reconstruct(image, callback=...).save(dir) (stubbed here)."""
+    """The image path goes through recon3d.reconstruct(image, callback=...) and save_reconstruction (stubbed)."""
     import types
 
     from PIL import Image
@@ -126,9 +126,11 @@ def test_image_is_reconstructed_then_shown(tmp_path, monkeypatch, capsys):
     calls = []
 
     class FakeRec:
-        def save(self, out_dir, formats=("obj",)):
-            calls.append(("save", Path(out_dir), tuple(formats)))
-            write_demo_folder(out_dir, stem="me", n=24, tex_size=32)
+        pass
+
+    def save_reconstruction(rec, out_dir, formats=("obj",)):
+        calls.append(("save", Path(out_dir), tuple(formats)))
+        write_demo_folder(out_dir, stem="me", n=24, tex_size=32)
 
     def reconstruct(image, callback=None):
         calls.append(("reconstruct", Path(image)))
@@ -136,7 +138,8 @@ def test_image_is_reconstructed_then_shown(tmp_path, monkeypatch, capsys):
             callback(stage, frac)
         return FakeRec()
 
-    monkeypatch.setitem(sys.modules, "recon3d.reconstruct", types.SimpleNamespace(reconstruct=reconstruct))
+    monkeypatch.setitem(sys.modules, "recon3d.reconstruct", types.SimpleNamespace(reconstruct=reconstruct,
+                        save_reconstruction=save_reconstruction))
     Image.new("RGB", (32, 32), (200, 150, 120)).save(tmp_path / "me.jpg")
     out = tmp_path / "rec"
     assert main([str(tmp_path / "me.jpg"), "--out", str(out), "--screenshot", str(tmp_path / "s.png"),

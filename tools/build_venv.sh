@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the separate build environment used by `python -m pipelines.build_model` for its MediaPipe step.
+# Create the separate build environment used by `python -m pipelines.build_model` for its MediaPipe step
+# (tools/build_mediapipe_cache.py runs in it).
 # MediaPipe 0.10.21 is the last release that bundles the legacy Face Mesh model; it needs numpy < 2, so it
 # cannot live in recon3d's main venv. Usage: tools/build_venv.sh [VENV_DIR]  (default: .build-venv)
 set -euo pipefail

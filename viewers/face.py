@@ -168,7 +168,7 @@ def _reconstruct_image(image: Path, out_dir: Path) -> Path:
     """Reconstruct the largest face of ``image`` with ``recon3d.reconstruct`` into ``out_dir``
     (the ``pipelines.reconstruct`` folder layout), showing a progress bar on stderr."""
     try:
-        from recon3d.reconstruct import reconstruct
+        from recon3d.reconstruct import reconstruct, save_reconstruction
     except ImportError:
         raise BackendUnavailableError("reconstruction not available in this build") from None
     from tqdm import tqdm
@@ -185,7 +185,7 @@ def _reconstruct_image(image: Path, out_dir: Path) -> Path:
         except ImportError as e:  # a part of the pipeline (e.g. the default model) is missing
             raise BackendUnavailableError(f"reconstruction not available in this build ({e})") from e
         bar.set_postfix_str("saving", refresh=False)
-        rec.save(out_dir, formats=["obj"])
+        save_reconstruction(rec, out_dir, formats=["obj"])
         bar.update(100 - bar.n)
     return out_dir
 

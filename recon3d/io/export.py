@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Recon3DError
 from ..ops.geometry import vertex_normals
 from ..structures.mesh import Mesh

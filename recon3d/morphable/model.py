@@ -111,21 +111,10 @@ class MorphableModel:
             raise ShapeError(f"MorphableModel({self.name!r}): faces index vertex {int(self.faces.max())} >= V={d['V']}")
 
     # -- sizes -------------------------------------------------------------------------------
-    @property
-    def n_verts(self) -> int:
-        return self.mean.shape[0]
-
-    @property
-    def n_shape(self) -> int:
-        return self.shape_basis.shape[0]
-
-    @property
-    def n_expr(self) -> int:
-        return self.expr_basis.shape[0]
-
-    @property
-    def n_albedo(self) -> int:
-        return self.albedo_basis.shape[0]
+    n_verts = property(lambda self: int(self.mean.shape[0]), doc="V, the number of vertices.")
+    n_shape = property(lambda self: int(self.shape_basis.shape[0]), doc="S, the number of identity components.")
+    n_expr = property(lambda self: int(self.expr_basis.shape[0]), doc="E, the number of expression components.")
+    n_albedo = property(lambda self: int(self.albedo_basis.shape[0]), doc="T, the number of albedo components.")
 
     @property
     def device(self) -> torch.device:

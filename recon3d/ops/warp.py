@@ -17,11 +17,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from ..errors import ShapeError
-
-try:
-    from .sampling import bilinear_sample
-except ImportError:  # MERGE: recon3d.ops.sampling is written on a parallel branch; drop this fallback then
-    bilinear_sample = None
+from .sampling import bilinear_sample
 
 __all__ = ["WarpResult", "triangulate", "sample_warp"]
 
@@ -77,12 +73,9 @@ def sample_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.nd
     Returns:
         :class:`WarpResult`.
     """
-    sample = bilinear_sample
-    if sample is None:  # MERGE: see the import at the top
-        from ..edit.warp import bilinear_sample as sample
     covered = tri_id >= 0
     out = np.zeros_like(image, dtype=np.float32)
-    out[covered] = sample(image.astype(np.float32), src_at_px[covered])
+    out[covered] = bilinear_sample(image.astype(np.float32), src_at_px[covered])
     a_src = np.abs(_signed_area(src, tris))
     a_dst = np.abs(_signed_area(dst, tris))
     bad_tri = (a_dst > max_stretch * np.maximum(a_src, 1e-9)) & (a_dst > 2.0)

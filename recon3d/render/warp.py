@@ -14,7 +14,7 @@ import torch
 from ..errors import ShapeError
 from ..ops.warp import WarpResult, sample_warp, triangulate
 from .interpolation import interpolate
-from .rasterizer import rasterize_px
+from .raster import rasterize_px
 
 __all__ = ["WarpResult", "warp_triangles", "triangulate"]
 

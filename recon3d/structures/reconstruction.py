@@ -3,14 +3,16 @@
 The work on a :class:`Reconstruction` lives with the layer that owns it: the textured mesh, the JSON
 parameters and the output folder in :mod:`recon3d.io.export` (:func:`~recon3d.io.export.reconstruction_mesh`,
 :func:`~recon3d.io.export.reconstruction_params`, :func:`~recon3d.io.export.write_reconstruction`), the
-overlay rendering in :func:`recon3d.reconstruct.render_overlay`. The methods :meth:`Reconstruction.mesh`,
-:meth:`~Reconstruction.params`, :meth:`~Reconstruction.overlay` and :meth:`~Reconstruction.save` are
-thin conveniences that call those functions (imported when called: they import this module).
+overlay rendering and the saved folder in :func:`recon3d.reconstruct.render_overlay` and
+:func:`recon3d.reconstruct.save_reconstruction`. The 0.1 methods :meth:`Reconstruction.mesh`,
+:meth:`~Reconstruction.params`, :meth:`~Reconstruction.overlay` and :meth:`~Reconstruction.save` still work
+for one release: they warn and call those functions.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -63,27 +65,36 @@ class Reconstruction:
         ypr = self.fit.pose_deg[0].tolist()
         return {"yaw": ypr[0], "pitch": ypr[1], "roll": ypr[2]}
 
+    # -- deprecated conveniences (0.1 API); they delegate to the layer that owns the work ----------
     def mesh(self, *, texture: str = "completed") -> Mesh:
-        """The textured mesh (model frame, metres): :func:`recon3d.io.export.reconstruction_mesh`."""
-        from ..io.export import reconstruction_mesh  # io.export imports this module
+        """Deprecated: use :func:`recon3d.io.export.reconstruction_mesh`."""
+        from ..io.export import reconstruction_mesh  # deprecated method: io.export imports this module
 
+        _deprecated("mesh()", "recon3d.io.export.reconstruction_mesh(rec)")
         return reconstruction_mesh(self, texture=texture)
 
     def params(self) -> dict:
-        """JSON-ready parameters: :func:`recon3d.io.export.reconstruction_params`."""
-        from ..io.export import reconstruction_params  # io.export imports this module
+        """Deprecated: use :func:`recon3d.io.export.reconstruction_params`."""
+        from ..io.export import reconstruction_params  # deprecated method: io.export imports this module
 
+        _deprecated("params()", "recon3d.io.export.reconstruction_params(rec)")
         return reconstruction_params(self)
 
     def overlay(self, *, alpha: float = 1.0) -> torch.Tensor:
-        """The reconstruction rendered over the photo: :func:`recon3d.reconstruct.render_overlay`."""
-        from ..reconstruct import render_overlay  # the API layer renders; it imports this module
+        """Deprecated: use :func:`recon3d.reconstruct.render_overlay`."""
+        from ..reconstruct import render_overlay  # deprecated method: the API layer renders
 
+        _deprecated("overlay()", "recon3d.reconstruct.render_overlay(rec)")
         return render_overlay(self, alpha=alpha)
 
     def save(self, out_dir: str | os.PathLike, *, formats: Sequence[str] = ("obj",), extras: bool = True) -> list[Path]:
-        """Write the output folder: :func:`recon3d.reconstruct.save_reconstruction` (the overlay
-        rendered, then :func:`recon3d.io.export.write_reconstruction`)."""
-        from ..reconstruct import save_reconstruction  # the API layer renders; it imports this module
+        """Deprecated: use :func:`recon3d.save_reconstruction` (``recon3d.reconstruct.save_reconstruction``)."""
+        from ..reconstruct import save_reconstruction  # deprecated method: the API layer renders
 
+        _deprecated("save()", "recon3d.save_reconstruction(rec, out_dir)")
         return save_reconstruction(self, out_dir, formats=formats, extras=extras)
+
+
+def _deprecated(method: str, use: str) -> None:
+    warnings.warn(f"Reconstruction.{method} is deprecated and goes away in recon3d 0.3 (a Reconstruction is "
+                  f"data only); use {use}", DeprecationWarning, stacklevel=3)

@@ -1,6 +1,7 @@
-"""Geometry helpers for building a morphable model from per-photo MediaPipe meshes (numpy only).
+"""Geometry helpers for building a morphable model from per-photo MediaPipe meshes (numpy).
 
-Used by :mod:`recon3d.morphable.build`. All functions are pure; arrays are numpy.
+Used by :mod:`recon3d.morphable.build`. All functions are pure; arrays are numpy. Vertex normals are
+:func:`recon3d.ops.geometry.vertex_normals` (:func:`vertex_normals_np` only converts the arrays).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..errors import ShapeError
+from ...conventions import mirror_model_x
+from ...errors import ShapeError
+from ...ops.geometry import vertex_normals
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +25,12 @@ __all__ = [
     "generalized_procrustes",
     "symmetry_map",
     "loop_subdivision",
-    "face_normals",
-    "vertex_normals",
+    "subdivide",
+    "apply_operator",
+    "sym_from_operator",
+    "neighbours",
+    "mirror_x",
+    "vertex_normals_np",
     "orient_faces_outward",
     "spherical_uv",
     "uv_flipped",
@@ -192,26 +200,11 @@ def loop_subdivision(faces: np.ndarray, n_verts: int) -> tuple[sp.csr_matrix, np
     return S, new_faces.astype(np.int64)
 
 
-def face_normals(verts: np.ndarray, faces: np.ndarray, normalize: bool = True) -> np.ndarray:
-    """Face normals ``(..., F, 3)`` of ``verts (..., V, 3)`` (right-hand rule on the winding)."""
-    v0, v1, v2 = verts[..., faces[:, 0], :], verts[..., faces[:, 1], :], verts[..., faces[:, 2], :]
-    n = np.cross(v1 - v0, v2 - v0)
-    if normalize:
-        n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    return n
-
-
-def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals ``(..., V, 3)`` of ``verts (..., V, 3)``."""
-    fn = face_normals(verts, faces, normalize=False)  # (..., F, 3)
-    n_v, n_f = verts.shape[-2], len(faces)
-    inc = sp.csr_matrix(
-        (np.ones(3 * n_f), (faces.T.ravel(), np.tile(np.arange(n_f), 3))), shape=(n_v, n_f)
-    )
-    lead = fn.shape[:-2]
-    flat = np.moveaxis(fn.reshape(-1, n_f, 3), 1, 0).reshape(n_f, -1)
-    vn = np.moveaxis((inc @ flat).reshape(n_v, -1, 3), 0, 1).reshape(*lead, n_v, 3)
-    return vn / np.maximum(np.linalg.norm(vn, axis=-1, keepdims=True), 1e-12)
+def vertex_normals_np(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals ``(V, 3)`` float64 of ``verts (V, 3)``:
+    :func:`recon3d.ops.geometry.vertex_normals` on numpy arrays."""
+    v = torch.from_numpy(np.ascontiguousarray(verts, np.float64))[None]
+    return vertex_normals(v, torch.from_numpy(np.ascontiguousarray(faces, np.int64)))[0].numpy()
 
 
 def orient_faces_outward(verts: np.ndarray, faces: np.ndarray, out_dir=(0.0, 0.0, 1.0)) -> tuple[np.ndarray, bool]:
@@ -219,7 +212,8 @@ def orient_faces_outward(verts: np.ndarray, faces: np.ndarray, out_dir=(0.0, 0.0
 
     Returns ``(faces, flipped)``. A face mesh is a sheet facing +Z, so "outside" is +Z on average.
     """
-    fn = face_normals(verts, faces, normalize=False)
+    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    fn = np.cross(v1 - v0, v2 - v0)  # unnormalised: area-weighted
     if float((fn @ np.asarray(out_dir)).sum()) < 0:
         return faces[:, [0, 2, 1]].copy(), True
     return faces, False
@@ -257,3 +251,49 @@ def mirror_face_map(faces: np.ndarray, sym: np.ndarray) -> np.ndarray:
     for i, f in enumerate(sym[faces].tolist()):
         out[i] = key.get(tuple(sorted(f)), -1)
     return out
+
+
+def mirror_x(points: np.ndarray) -> np.ndarray:
+    """numpy wrapper of :func:`recon3d.conventions.mirror_model_x` (negate model X)."""
+    return mirror_model_x(torch.from_numpy(np.asarray(points, np.float64))).numpy()
+
+
+def subdivide(faces: np.ndarray, n_verts: int, times: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``times`` Loop subdivisions as one sparse operator ``(V', V)`` and the new faces."""
+    S = sp.identity(n_verts, format="csr")
+    for _ in range(times):
+        Si, faces = loop_subdivision(faces, S.shape[0])
+        S = Si @ S
+    return S.tocsr(), faces
+
+
+def apply_operator(S, X: np.ndarray) -> np.ndarray:
+    """Apply the sparse (V',V) operator to per-vertex data (..., V, C)."""
+    lead, (V, C) = X.shape[:-2], X.shape[-2:]
+    flat = np.moveaxis(X.reshape(-1, V, C), 1, 0).reshape(V, -1)
+    out = S @ flat
+    return np.moveaxis(out.reshape(S.shape[0], -1, C), 0, 1).reshape(*lead, S.shape[0], C)
+
+
+def neighbours(faces: np.ndarray, V: int) -> sp.csr_matrix:
+    """Symmetric ``(V, V)`` vertex adjacency (1.0 where two vertices share an edge)."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    A = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(V, V))
+    return ((A + A.T) > 0).astype(float)
+
+
+def sym_from_operator(S, sym0: np.ndarray) -> np.ndarray:
+    """Symmetry map of subdivided vertices: each new vertex's stencil, mirrored, is another vertex's stencil."""
+    S = S.tocsr()
+    key = {}
+    for i in range(S.shape[0]):
+        row = S.getrow(i)
+        key[tuple(sorted(zip(row.indices.tolist(), np.round(row.data, 9).tolist(), strict=False)))] = i
+    sym = np.empty(S.shape[0], np.int64)
+    for i in range(S.shape[0]):
+        row = S.getrow(i)
+        k = tuple(sorted(zip(sym0[row.indices].tolist(), np.round(row.data, 9).tolist(), strict=False)))
+        if k not in key:
+            raise ShapeError("build_model(): the subdivided mesh is not mirror symmetric")
+        sym[i] = key[k]
+    return sym

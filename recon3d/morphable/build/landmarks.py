@@ -1,18 +1,24 @@
-"""Landmark helpers for model building: learned iBUG-68 embedding, dynamic jaw contour, regions, 68-point fits."""
+"""Landmark side of the model builder: learned iBUG-68 embedding, dynamic jaw contour, regions, and the
+held-out 68-point evaluation (:func:`evaluate_landmark_fit`, recon3d's own landmark fitter)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import torch
+from matplotlib.path import Path as MplPath
 
-from ..camera import axis_angle_to_matrix
-from ..conventions import IBUG68_MIRROR, frontal_rotation
+from ...conventions import IBUG68_MIRROR
+from ...fitting.landmarks import fit_landmarks
+from ...fitting.params import DEFAULT_CONFIG, default_intrinsics
+from ...ops.metrics import nme
+from ..model import MorphableModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["learn_embedding", "contour_candidates", "region_labels", "fit_landmarks_2d", "nme"]
+__all__ = ["learn_embedding", "contour_candidates", "region_labels", "evaluate_landmark_fit"]
 
 
 def _bary_cost(rr, re1, re2, e11, e12, e22, b, g):
@@ -174,8 +180,6 @@ def region_labels(mean: np.ndarray, normals: np.ndarray, lmk3d: np.ndarray, bord
     (+1 mm), nose 27,31-35 with the nose wings (+5 mm). ``border`` vertices (a band along the mesh
     border) are "other" with weight 0. Weights: skin 1, nose 1, lips 0.6, brows 0.4, eyes 0.2.
     """
-    from matplotlib.path import Path as MplPath
-
     xy = mean[:, :2]
     front = normals[:, 2] > 0.2
     labels = np.ones(len(mean), np.int8)
@@ -198,94 +202,39 @@ def region_labels(mean: np.ndarray, normals: np.ndarray, lmk3d: np.ndarray, bord
     return labels, w
 
 
-def fit_landmarks_2d(
-    model, lmk_px: torch.Tensor, *, n_shape: int, n_expr: int, iters: int = 250, reg: float = 1e-3,
-    yaw_inits=(-45.0, 0.0, 45.0), contour: bool = False,
-) -> torch.Tensor:
-    """Fit pose + shape + expression to 2D landmarks with a scaled orthographic camera. Returns ``(B,68,2)`` px.
-
-    Each image is fitted from several initial yaws and the best fit is kept. ``contour=True`` replaces
-    each jaw landmark by the candidate vertex of ``model.contour_verts`` nearest to the target
-    (re-chosen every 50 iterations), eos-style.
-    """
+def _intrinsics(lmk_px: torch.Tensor, image_sizes: np.ndarray | None) -> torch.Tensor:
+    """``K (B, 3, 3)``: :func:`~recon3d.fitting.default_intrinsics` of each photo, or, without image
+    sizes, of a virtual square image twice the landmark box, centred on it."""
     B = lmk_px.shape[0]
-    Y = len(yaw_inits)
-    tgt = lmk_px.repeat_interleave(Y, 0).double()
-    n = tgt.shape[0]
-    lo, hi = tgt.min(1).values, tgt.max(1).values
-    size = (hi - lo).prod(-1).sqrt()
-    m = _landmark_submodel(model.to(dtype=torch.float64), n_shape, n_expr)
-    aa = torch.zeros(n, 3, dtype=torch.float64)
-    aa[:, 1] = torch.tensor(yaw_inits, dtype=torch.float64).deg2rad().repeat(B)
-    mean_lmk = m.landmarks(m.mean[None])[0]
-    log_s = torch.log(size / (mean_lmk[:, :2].max(0).values - mean_lmk[:, :2].min(0).values).prod().sqrt()).clone()
-    t = tgt.mean(1).clone()
-    alpha = torch.zeros(n, n_shape, dtype=torch.float64)
-    beta = torch.zeros(n, n_expr, dtype=torch.float64)
-    params = [aa, log_s, t, alpha, beta]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=0.02)
-    R0 = frontal_rotation(torch.float64)
-    cv = m.contour_verts
-    jaw_vid = None
-
-    def project(verts):
-        R = R0 @ axis_angle_to_matrix(aa)
-        lm = m.landmarks(verts)
-        if contour and jaw_vid is not None:
-            lm = lm.clone()
-            lm[:, :17] = verts[torch.arange(n)[:, None], jaw_vid]
-        cam = torch.einsum("bij,blj->bli", R, lm)
-        return log_s.exp()[:, None, None] * cam[..., :2] + t[:, None]
-
-    def loss_fn():
-        verts = m.shape(alpha, beta)
-        pred = project(verts)
-        data = ((pred - tgt) ** 2).sum(-1).mean(-1) / size**2
-        return data + reg * ((alpha**2).sum(-1) + (beta**2).sum(-1)) / 68, pred
-
-    for it in range(iters):
-        if contour and it % 50 == 0 and it > 0:
-            with torch.no_grad():
-                verts = m.shape(alpha, beta)
-                R = R0 @ axis_angle_to_matrix(aa)
-                safe = cv.clamp(min=0)
-                cand = torch.einsum("bij,bkcj->bkci", R, verts[:, safe])[..., :2] * log_s.exp()[:, None, None, None] + t[:, None, None]
-                d = ((cand - tgt[:, :17, None]) ** 2).sum(-1)
-                d = torch.where((cv >= 0)[None], d, torch.full_like(d, float("inf")))
-                jaw_vid = safe[torch.arange(17)[None], d.argmin(-1)]
-        opt.zero_grad()
-        loss, _ = loss_fn()
-        loss.sum().backward()
-        opt.step()
-    with torch.no_grad():
-        loss, pred = loss_fn()
-    best = loss.view(B, Y).argmin(1)
-    return pred.view(B, Y, 68, 2)[torch.arange(B), best].float()
+    if image_sizes is not None:
+        return torch.cat([default_intrinsics((int(h), int(w)), dtype=lmk_px.dtype) for h, w in image_sizes])
+    lo, hi = lmk_px.amin(1), lmk_px.amax(1)
+    side = 2.0 * float((hi - lo).max())
+    K = default_intrinsics((int(side), int(side)), B, dtype=lmk_px.dtype).clone()
+    K[:, :2, 2] = 0.5 * (lo + hi)
+    return K
 
 
-def _landmark_submodel(model, n_shape: int, n_expr: int):
-    """The model restricted to the vertices the 68 landmarks and the contour use (same results, far faster)."""
-    from dataclasses import replace
+def evaluate_landmark_fit(model: MorphableModel, lmk_px: np.ndarray, *, n_shape: int = 40, n_expr: int = 10,
+                          contour: bool = False, image_sizes: np.ndarray | None = None) -> dict:
+    """Fit pose + shape + expression to 68 landmarks ``(B, 68, 2)`` and report the NME.
 
-    used = torch.unique(torch.cat([model.faces[model.lmk_faces].flatten(), model.contour_verts[model.contour_verts >= 0]]))
-    remap = torch.full((model.n_verts,), -1, dtype=torch.long)
-    remap[used] = torch.arange(len(used))
-    cv = torch.where(model.contour_verts >= 0, remap[model.contour_verts.clamp(min=0)], model.contour_verts)
-    faces = remap[model.faces[model.lmk_faces]]
-    nu = len(used)
-    return replace(
-        model, mean=model.mean[used], shape_basis=model.shape_basis[:n_shape, used], expr_basis=model.expr_basis[:n_expr, used],
-        albedo_mean=model.albedo_mean[used], albedo_basis=model.albedo_basis[:0, used], faces=faces, uv=model.uv[used],
-        uv_faces=faces, sym_vertex=torch.arange(nu), lmk_faces=torch.arange(68), contour_verts=cv,
-        region_labels=model.region_labels[used], face_weight=model.face_weight[used], shape_var=model.shape_var[:n_shape],
-        expr_var=model.expr_var[:n_expr], albedo_var=model.albedo_var[:0],
-    )
+    The fit is recon3d's landmark stage, :func:`recon3d.fitting.fit_landmarks` (perspective camera
+    of the default field of view, robust Levenberg-Marquardt, N(0, 1) priors) with the first
+    ``n_shape`` / ``n_expr`` components, ``dynamic_contour=contour``, and a second, pose-only fit
+    (no shape, no expression). ``image_sizes (B, 2)`` (H, W) give each photo's camera; without them a
+    virtual image around the landmarks is used. NME: :func:`recon3d.ops.metrics.nme`, the mean point
+    error divided by sqrt(w*h) of the ground-truth landmark box.
 
-
-def nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-image mean landmark error ``(B,)`` normalised by sqrt(w*h) of the ground-truth landmark box."""
-    lo, hi = gt.min(1).values, gt.max(1).values
-    size = (hi - lo).prod(-1).sqrt()
-    return (pred - gt).norm(dim=-1).mean(-1) / size
+    Returns:
+        ``{"nme_mean", "nme_median", "nme_mean_pose_only", "per_image"}``.
+    """
+    gt = torch.from_numpy(np.asarray(lmk_px, np.float64))
+    K = _intrinsics(gt, image_sizes)
+    out = {}
+    for key, S, E in (("full", n_shape, n_expr), ("pose", 0, 0)):
+        cfg = replace(DEFAULT_CONFIG, n_shape=S, n_expr=E, dynamic_contour=contour)
+        out[key] = nme(fit_landmarks(gt, model=model, K=K, config=cfg).lmk_px, gt)
+    e = out["full"]
+    return {"nme_mean": float(e.mean()), "nme_median": float(e.median()), "nme_mean_pose_only": float(out["pose"].mean()),
+            "per_image": e.tolist()}

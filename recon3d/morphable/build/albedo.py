@@ -1,62 +1,78 @@
-"""Albedo helpers for model building: colour sampling, spherical-harmonics de-lighting, PCA with missing data."""
+"""Albedo of the model builder: colour sampling at the projected vertices
+(:func:`recon3d.ops.sampling.bilinear_sample`), spherical-harmonics de-lighting (the renderer's basis,
+:func:`recon3d.render.shading.sh_basis`), PCA with missing data."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
+import torch
+from PIL import Image
+
+from ...conventions import frontal_rotation
+from ...ops.sampling import bilinear_sample
+from ...render.shading import sh_basis
+from .geometry import apply_operator, vertex_normals_np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["sh_basis_np", "bilinear_sample", "fit_sh_light", "delight", "em_pca"]
-
-# Deep3DFaceRecon's (Deng et al. 2019) constants for the first 9 real SH functions, already multiplied by the
-# Lambertian convolution factors a_l (Ramamoorthi & Hanrahan 2001).
-_A0, _A1, _A2 = np.pi, 2 * np.pi / np.sqrt(3.0), 2 * np.pi / np.sqrt(8.0)
-_C0, _C1, _C2 = 1 / np.sqrt(4 * np.pi), np.sqrt(3.0) / np.sqrt(4 * np.pi), 3 * np.sqrt(5.0) / np.sqrt(12 * np.pi)
+__all__ = ["build_albedo", "fit_sh_light", "delight", "em_pca"]
 
 
-def sh_basis_np(normals: np.ndarray) -> np.ndarray:
-    """The 9 irradiance SH basis values ``(..., 9)`` of unit normals ``(..., 3)``.
+def _default_load_image(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
-    Private numpy twin of the renderer's SH basis (used only at build time).
 
-    >>> round(float(sh_basis_np(np.array([0.0, 0.0, 1.0]))[0]), 4)
-    0.8862
+def build_albedo(
+    paths: list, idx: np.ndarray, X_all: np.ndarray, S, faces: np.ndarray, sym: np.ndarray, n_albedo: int,
+    load_image: Callable[[str], np.ndarray] | None = None, progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The albedo model from the photos ``paths[idx]``: sample, de-light, drop outliers, mirror, EM-PCA.
+
+    Args:
+        X_all: ``(N, P, 3)`` MediaPipe points in model axes, pixel units (one row per photo).
+        S: the sparse subdivision operator ``(V, P)``; ``faces (F, 3)`` and ``sym (V,)`` of the result.
+    Returns:
+        ``(mean (V, 3), basis (K, V, 3), explained_ratio (K,), report)``.
     """
-    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
-    one = np.ones_like(x)
-    return np.stack(
-        [
-            _A0 * _C0 * one,
-            -_A1 * _C1 * y,
-            _A1 * _C1 * z,
-            -_A1 * _C1 * x,
-            _A2 * _C2 * x * y,
-            -_A2 * _C2 * y * z,
-            0.5 * _A2 * _C2 / np.sqrt(3.0) * (3 * z**2 - 1),
-            -_A2 * _C2 * x * z,
-            0.5 * _A2 * _C2 * (x**2 - y**2),
-        ],
-        -1,
-    )
-
-
-def bilinear_sample(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Sample ``img (H,W,C)`` at pixel coordinates ``xy (P,2)`` (centres at integers), edge-clamped."""
-    H, W = img.shape[:2]
-    x = np.clip(xy[:, 0], 0, W - 1)
-    y = np.clip(xy[:, 1], 0, H - 1)
-    x0 = np.clip(np.floor(x).astype(int), 0, W - 2)
-    y0 = np.clip(np.floor(y).astype(int), 0, H - 2)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    return (
-        img[y0, x0] * (1 - fx) * (1 - fy)
-        + img[y0, x0 + 1] * fx * (1 - fy)
-        + img[y0 + 1, x0] * (1 - fx) * fy
-        + img[y0 + 1, x0 + 1] * fx * fy
-    )
-
+    load_image = load_image or _default_load_image
+    V = S.shape[0]
+    N = len(idx)
+    colours = np.zeros((N, V, 3), np.float32)
+    masks = np.zeros((N, V), bool)
+    shs = np.zeros((N, V, 9), np.float32)
+    Rf = frontal_rotation(torch.float64).numpy()
+    for j, i in enumerate(idx):
+        img = load_image(paths[i])
+        H, W = img.shape[:2]
+        verts = apply_operator(S, X_all[i])  # model axes, pixel units (view frame: +Z towards the camera)
+        n = vertex_normals_np(verts, faces)
+        xy = (verts @ Rf.T)[:, :2]  # back to image pixels
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] <= W - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= H - 1)
+        masks[j] = inside & (n[:, 2] > 0.3)
+        colours[j] = bilinear_sample(img, xy)
+        shs[j] = sh_basis(torch.from_numpy(n)).numpy()
+        if progress:
+            progress("albedo: sampling", j + 1, N)
+    delit, m2, lights = delight(colours, masks, shs)
+    # Robust: drop samples far from the per-vertex median (hair, glasses, hands, specular highlights).
+    med = np.nanmedian(np.where(m2[..., None], delit, np.nan), 0)
+    mad = np.nanmedian(np.abs(np.where(m2[..., None], delit, np.nan) - med), 0)
+    ok = m2 & (np.abs(delit - med).max(-1) < 3.5 * np.maximum(mad.max(-1), 0.02))
+    # Mirror augmentation: the mirrored photo sees albedo[sym].
+    data2 = np.concatenate([delit, delit[:, sym]], 0).reshape(2 * N, -1)
+    mask2 = np.repeat(np.concatenate([ok, ok[:, sym]], 0), 3, axis=1)
+    mean, comps, std, ratio = em_pca(data2.astype(np.float64), mask2, n_albedo)
+    mean = np.clip(mean.reshape(V, 3), 0, 1)
+    basis = (comps * std[:, None]).reshape(-1, V, 3)
+    rep = {
+        "albedo_photos": int(N), "albedo_visible_fraction": float(ok.mean()),
+        "albedo_mean_rgb": mean.mean(0).round(3).tolist(),
+    }
+    return mean, basis, ratio, rep
 
 def fit_sh_light(colour: np.ndarray, albedo: np.ndarray, sh: np.ndarray, mask: np.ndarray, reg: float = 1e-2) -> np.ndarray:
     """Least-squares SH lighting ``(9,3)`` with ``colour ~ albedo * (sh @ L)`` over the masked vertices.

@@ -1,36 +1,30 @@
 """Small figures of a morphable model (mean and +-2 sigma modes) for docs/MODEL.md.
 
-Uses ``recon3d.render.render_mesh`` when it exists, else a matplotlib painter's-algorithm fallback.
-matplotlib is imported inside the functions.
+The modes are rendered with ``recon3d.render.render_mesh``; the albedo/region panels are drawn with a
+matplotlib painter's algorithm. matplotlib's pyplot (and its Agg backend) is set up inside the functions.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
+from matplotlib.collections import PolyCollection
 
-from ..conventions import frontal_rotation
+from ...camera import intrinsics_from_fov, pose_angles_to_matrix, transform_points
+from ...conventions import frontal_rotation
+from ...ops.geometry import vertex_normals
+from ...render import render_mesh
 
 log = logging.getLogger(__name__)
 
 __all__ = ["draw_mesh", "modes_figure", "albedo_figure"]
 
 
-def _renderer():
-    try:
-        from ..render import render_mesh  # type: ignore[attr-defined]
-
-        return render_mesh
-    except Exception:  # not written yet / optional
-        return None
-
-
 def draw_mesh(ax, verts: np.ndarray, faces: np.ndarray, colours: np.ndarray | None = None, yaw_deg: float = 0.0) -> None:
     """Lambert-shaded orthographic view of model-frame ``verts (V,3)`` on a matplotlib axis (painter's algorithm)."""
-    from matplotlib.collections import PolyCollection
-
     a = np.radians(yaw_deg)
     Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     R = frontal_rotation(torch.float64).numpy() @ Ry  # camera (x right, y down, z forward)
@@ -57,14 +51,6 @@ def draw_mesh(ax, verts: np.ndarray, faces: np.ndarray, colours: np.ndarray | No
 def render_views(model, verts_model, *, size: int = 160, yaw_deg: float = 25.0, albedo: bool = False):
     """Render model-frame vertices ``(N, V, 3)`` with recon3d's own renderer (grey or mean albedo,
     SH-lit, perspective camera at 0.7 m). Returns ``(N, size, size, 3)`` numpy images."""
-    import math
-
-    import torch
-
-    from ..camera import intrinsics_from_fov, pose_angles_to_matrix, transform_points
-    from ..ops.geometry import vertex_normals
-    from ..render import render_mesh
-
     v = torch.as_tensor(verts_model, dtype=torch.float32)
     N = v.shape[0]
     R = pose_angles_to_matrix(torch.tensor([[math.radians(yaw_deg), 0.0, 0.0]])).expand(N, 3, 3)
@@ -88,7 +74,6 @@ def modes_figure(model, path, n_modes: int = 3, sigma: float = 2.0, dpi: int = 9
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     mean = model.mean.numpy()
     rows = [("id", k, model.shape_basis[k].numpy()) for k in range(n_modes)]

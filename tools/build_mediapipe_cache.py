@@ -13,7 +13,7 @@ smaller = nearer the camera), ``sizes`` (N,2) i4 (H, W), ``found`` (N,) bool, an
 ``group_<NAME>`` (n,) i4: the vertex ids of MediaPipe's documented landmark groups
 (``FACEMESH_LIPS``, ``..._LEFT_EYE``, ...; "LEFT" is the subject's left).
 
-Usage: ``PYTHON _build_mediapipe.py --out OUT.npz --list FILE_WITH_ONE_IMAGE_PATH_PER_LINE``.
+Usage: ``PYTHON tools/build_mediapipe_cache.py --out OUT.npz --list FILE_WITH_ONE_IMAGE_PATH_PER_LINE``.
 Progress is written to stderr as ``done/total`` lines (the orchestrating pipeline draws the bar).
 """
 
