@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from ._version import __version__
-from .camera import Camera
-from .errors import Recon3DError
-from .morphable.model import MorphableModel
+from ._version import __version__ as __version__
+from .camera import Camera as Camera
+from .errors import Recon3DError as Recon3DError
+from .morphable.model import MorphableModel as MorphableModel
 
 _LAZY = {
     "reconstruct": ("recon3d.reconstruct", "reconstruct"),
