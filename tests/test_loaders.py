@@ -31,8 +31,6 @@ from recon3d.morphable.convert import (
     read_ibug_mapping,
 )
 
-SFM_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "face-models" / "eos-sfm"
-
 # ---------------------------------------------------------------------------------------------
 # a synthetic face-like surface (millimetres, model frame), symmetric about x = 0
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +387,8 @@ def test_mirror_symmetry_and_uv_helpers():
 
 
 @pytest.fixture(scope="module")
-def sfm_files():
+def sfm_files(shared_dir):
+    SFM_DIR = shared_dir / "face-models" / "eos-sfm"
     if not (SFM_DIR / "sfm_shape_3448.bin").is_file():
         pytest.skip(f"eos SFM files not found in {SFM_DIR} (../shared is development data); skipped")
     return {
