@@ -348,7 +348,7 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
     if cue in ("photometric", "both"):
         occ = _photometric_mask(img, d2, lab, inner, threshold, min_blob * n_face, r)
     if cue in ("net", "both"):
-        from .occnet import occluder_probability
+        from ..nn.occluder import occluder_probability
 
         prob = occluder_probability(img.astype(np.float32), rec.fit.lmk_px[0], net=net)
         occ_net = inner & (prob > 0.5)
@@ -375,7 +375,7 @@ def _resolve_cue(cue: str, net) -> str:
         return DEFAULT_CUE
     from ..assets import resolve
     from ..errors import AssetError
-    from .occnet import OCCLUDER_ASSET
+    from ..nn.occluder import OCCLUDER_ASSET
 
     try:
         resolve(OCCLUDER_ASSET)
