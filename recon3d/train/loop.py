@@ -51,7 +51,9 @@ CHECKPOINT = "last.pt"
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """What the loop needs to know (the recipes' configurations map onto it)."""
+    """Schedule, budget, checkpoint and logging settings of a run. A recipe's configuration extends
+    it with its task's fields and its own defaults (e.g.
+    :class:`recon3d.train.recipes.landmarks.TrainConfig`)."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -42,28 +42,19 @@ YAW_BINS = ((0, 30), (30, 60), (60, 90))
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (the defaults trained the shipped weights)."""
+class TrainConfig(LoopConfig):
+    """Training hyper-parameters (the defaults trained the shipped weights): the loop's settings
+    (:class:`~recon3d.train.loop.LoopConfig`: ``lr``, ``weight_decay``, ``warmup_steps``,
+    ``max_minutes``, ``max_steps``, ``checkpoint_minutes``, ``seed``, ...) with this task's
+    defaults, plus the batch size and the loss weights."""
 
     epochs: int = 10
-    batch: int = 64
     lr: float = 2e-3
-    weight_decay: float = 1e-4
     warmup_steps: int = 200
+    batch: int = 64
+    #: weights of the depth and pose terms of :func:`landmark_loss` (x, y weigh 1)
     w_depth: float = 0.2
     w_pose: float = 0.2
-    seed: int = 0
-    #: stop after this long (checkpoint kept); the cosine schedule then ends with the budget
-    max_minutes: float | None = None
-    checkpoint_minutes: float = 5.0
-    #: stop after this many steps in all (a hard stop; the schedule is unchanged)
-    max_steps: int | None = None
-
-    def loop(self) -> LoopConfig:
-        """The loop settings of this configuration."""
-        return LoopConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps, epochs=self.epochs,
-                          max_minutes=self.max_minutes, max_steps=self.max_steps,
-                          checkpoint_minutes=self.checkpoint_minutes, log_every=50, seed=self.seed)
 
 
 def nme_per_image(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -164,7 +155,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     """
     torch.manual_seed(config.seed)
     net = net or LandmarkNet()
-    res = run_training(net, LandmarkRecipe(root, config), config.loop(), out_dir, device=device, resume=resume,
+    res = run_training(net, LandmarkRecipe(root, config), config, out_dir, device=device, resume=resume,
                        log_fn=log_fn)
     return res.net, res.history
 

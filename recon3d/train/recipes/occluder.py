@@ -36,29 +36,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class OccluderTrainConfig:
-    """Training hyper-parameters (the defaults of ``pipelines.train_occluder``)."""
+class OccluderTrainConfig(LoopConfig):
+    """Training hyper-parameters (the defaults of ``pipelines.train_occluder``): the loop's settings
+    (:class:`~recon3d.train.loop.LoopConfig`; one endless epoch bounded by ``max_minutes``) with this
+    task's defaults, plus the batch size and the shape bank (its size, spectacle frames or not)."""
 
     max_minutes: float = 30.0
-    batch: int = 32
     lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    #: size of the random shape bank, and whether it has spectacle frames
-    shapes: int = 3000
-    frames: bool = False
-    seed: int = 0
+    #: a history record (validation IoU) every this many steps
     eval_every: int = 200
     checkpoint_minutes: float = 3.0
-    #: stop after this many steps in all (a hard stop; the schedule is unchanged)
-    max_steps: int | None = None
-
-    def loop(self) -> LoopConfig:
-        """The loop settings of this configuration (one endless epoch bounded by the time budget)."""
-        return LoopConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps, epochs=None,
-                          max_minutes=self.max_minutes, max_steps=self.max_steps,
-                          checkpoint_minutes=self.checkpoint_minutes, eval_every=self.eval_every, log_every=0,
-                          seed=self.seed)
+    log_every: int = 0
+    batch: int = 32
+    #: size of the random shape bank (:func:`recon3d.data.occluders.shape_bank`); ``frames`` adds
+    #: spectacle-frame outlines to it
+    shapes: int = 3000
+    frames: bool = False
 
 
 def occluder_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -166,7 +159,7 @@ def train(crops: np.ndarray, val: np.ndarray, out_dir: str | Path, config: Occlu
     net = OccluderNet()
     if init is not None:
         net.load_state_dict(load_occluder_net(init)[0].state_dict())
-    res = run_training(net, recipe, config.loop(), out_dir, device=device, log_fn=log_fn)
+    res = run_training(net, recipe, config, out_dir, device=device, log_fn=log_fn)
     ev = recipe.report(res.net, torch.device(device))
     log.info("done: %d steps, val IoU %.3f", res.step, ev["val_iou"])
     return OccluderRun(net=res.net, history=res.history, steps=res.step, seconds=res.seconds, val=ev,
