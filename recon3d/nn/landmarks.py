@@ -11,10 +11,10 @@ Landmarks follow AFLW2000-3D's 3-D convention: jaw points stay on the 3-D jaw li
 hidden (the fitter must use the static landmark embedding with them, not the dynamic contour).
 
 Weights are a safetensors file with the configuration in its metadata, read and cached by
-:mod:`recon3d.nn.registry` (loading never executes code). :class:`LandmarkRegressor` does the cropping: a square of
-:data:`~recon3d.ops.crop.LANDMARK_CROP_SCALE` times the larger side of a landmark box is resampled
-(antialiased) to 128², its central 112² is the network input; a second pass re-crops around the
-first pass's landmarks. By default the mirrored crop is run too and the two predictions are
+:mod:`recon3d.nn.registry` (loading never executes code). :class:`LandmarkRegressor` does the
+cropping (:mod:`recon3d.ops.crop`): a square of :data:`~recon3d.ops.crop.LANDMARK_CROP_SCALE` times
+the larger side of a landmark box is resampled (antialiased) to 128², its central 112² is the network
+input; a second pass re-crops around the first pass's landmarks. By default the mirrored crop is run too and the two predictions are
 averaged (flip test, 0.2 points of NME on AFLW2000-3D dev for twice the network time).
 """
 
