@@ -27,7 +27,7 @@ GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "e
 
 
 def _items(dirs: list[str], held_out_only: bool) -> list[tuple[Path, Path]]:
-    from pipelines.synthesize_poses import is_val
+    from recon3d.data.splits import is_held_out, photo_key
 
     out = []
     for d in dirs:
@@ -37,7 +37,7 @@ def _items(dirs: list[str], held_out_only: bool) -> list[tuple[Path, Path]]:
             lab = next((img.with_suffix(s) for s in (".pts", ".mat") if img.with_suffix(s).is_file()), None)
             if lab is None:
                 continue
-            if held_out_only and (lab.suffix != ".pts" or not is_val(f"{img.parent.name}__{img.stem}", 10.0)):
+            if held_out_only and (lab.suffix != ".pts" or not is_held_out(photo_key(img), 10.0)):
                 continue
             out.append((img, lab))
     return out
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from recon3d.io import load_image
     from recon3d.io.landmarks_file import load_landmarks
-    from recon3d.regressor.net import load_regressor
-    from recon3d.regressor.synth import crop_box_from_landmarks
+    from recon3d.nn.landmarks import load_regressor
+    from recon3d.ops.crop import crop_box_from_landmarks
 
     torch.set_num_threads(args.threads)
     items = _items(args.dirs, args.held_out_only)[: args.limit]

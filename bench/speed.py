@@ -120,7 +120,7 @@ def _regressor_variants(args) -> None:
     import torch
     from skimage.data import astronaut
 
-    from recon3d.regressor.net import LandmarkRegressor, load_regressor
+    from recon3d.nn.landmarks import LandmarkRegressor, load_regressor
 
     net = load_regressor().net
     img = astronaut().astype(np.float32) / 255.0

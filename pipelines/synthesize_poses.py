@@ -5,12 +5,13 @@
 
 Every photo needs a 300-W ``.pts`` file next to it (1-based coordinates). For each photo the
 default morphable model (or ``--model``) is fitted to the annotation and ``--views`` re-posed
-crops are rendered (:func:`recon3d.regressor.synth.synthesize_views`; yaw out to ±90°, pitch and
+crops are rendered (:func:`recon3d.data.poses.synthesize_views`; yaw out to ±90°, pitch and
 roll jitter, crop jitter), plus the photo at its own pose. One ``.npz`` per photo is written
-atomically under ``OUT/samples/``; a rerun skips photos already done (resumable), ``--shard K/N``
-splits the work between processes. The split is deterministic: a photo whose name hashes into
-``--val-percent`` goes to ``OUT/val.txt``, the rest to ``OUT/train.txt``. ``--contact-sheet`` writes
-a grid of samples with their landmarks. The same ``--seed`` gives the same set.
+atomically under ``OUT/samples/`` (:mod:`recon3d.data.landmark_set`); a rerun skips photos already
+done (resumable), ``--shard K/N`` splits the work between processes. The split is deterministic: a
+photo whose name hashes into ``--val-percent`` goes to ``OUT/val.txt``, the rest to ``OUT/train.txt``
+(:mod:`recon3d.data.splits`). ``--contact-sheet`` writes a grid of samples with their landmarks.
+The same ``--seed`` gives the same set.
 
 Never use AFLW2000-3D here: it is the test set.
 """
@@ -18,85 +19,14 @@ Never use AFLW2000-3D here: it is the test set.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ._cli import add_common, load_model_arg, setup_logging
 
 log = logging.getLogger("pipelines.synthesize_poses")
-
-
-def _annotated_images(dirs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    out, missing = [], []
-    for d in dirs:
-        p = Path(d)
-        if not p.is_dir():
-            missing.append(f"{d} (not a folder)")
-            continue
-        n0 = len(out)
-        for img in sorted(q for q in p.iterdir() if q.suffix.lower() in {".jpg", ".jpeg", ".png"}):
-            pts = img.with_suffix(".pts")
-            if pts.is_file():
-                out.append((img, pts))
-        if len(out) == n0:
-            missing.append(f"{d} (no image with a .pts file)")
-    return out, missing
-
-
-def sample_key(img: Path) -> str:
-    """Stable name of a photo: ``<folder>__<stem>``."""
-    return f"{img.parent.name}__{img.stem}"
-
-
-def is_val(key: str, percent: float) -> bool:
-    """Deterministic split by hash of the key."""
-    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return (h % 10000) < percent * 100
-
-
-def _save_atomic(path: Path, **arrays) -> None:
-    import numpy as np
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def contact_sheet(sample_dir: Path, out: Path, n: int = 48, cols: int = 8, seed: int = 0) -> None:
-    """A grid of ``n`` random samples with their landmarks (green) and yaw written below."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    files = sorted(sample_dir.glob("*.npz"))
-    if not files:
-        raise FileNotFoundError(f"no samples in {sample_dir}")
-    rng = np.random.default_rng(seed)
-    tiles = []
-    for f in rng.choice(files, size=min(n, len(files)), replace=False):
-        z = np.load(f)
-        k = int(rng.integers(len(z["images"])))
-        im = Image.fromarray(z["images"][k])
-        d = ImageDraw.Draw(im)
-        for x, y in z["lmk"][k]:
-            d.ellipse([x - 1, y - 1, x + 1, y + 1], fill=(0, 255, 0))
-        d.text((2, 2), f"yaw {z['pose_deg'][k][0]:+.0f}", fill=(255, 255, 0))
-        tiles.append(np.asarray(im))
-    s = tiles[0].shape[0]
-    rows = (len(tiles) + cols - 1) // cols
-    sheet = np.zeros((rows * s, cols * s, 3), np.uint8)
-    for i, t in enumerate(tiles):
-        sheet[(i // cols) * s:(i // cols + 1) * s, (i % cols) * s:(i % cols + 1) * s] = t
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     if args.views < 0 or args.size < 32:
         ap.error("--views must be >= 0 and --size >= 32")
+    if any("aflw2000" in f.lower() for f in args.folders):
+        ap.error("AFLW2000-3D is the test set: do not train on it")
+
+    import torch
+    from tqdm import tqdm
+
+    from recon3d.data.landmark_set import annotated_images, contact_sheet, synthesize_set
+
     out = Path(args.out).expanduser()
     samples = out / "samples"
     samples.mkdir(parents=True, exist_ok=True)
@@ -131,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             contact_sheet(samples, Path(args.contact_sheet), seed=args.seed)
             return 0
         ap.error("give at least one folder of annotated photos (or only --contact-sheet)")
-    if any("aflw2000" in f.lower() for f in args.folders):
-        ap.error("AFLW2000-3D is the test set: do not train on it")
-    items, missing = _annotated_images(args.folders)
+    items, missing = annotated_images(args.folders)
     for m in missing:
         log.error("input %s", m)
     if args.limit:
@@ -142,42 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         print("no annotated photos found", file=sys.stderr)
         return 2
 
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from recon3d.errors import Recon3DError
-    from recon3d.io import load_image, load_landmarks
-    from recon3d.regressor.synth import sample_poses, synthesize_views
-
-    keys = [sample_key(i) for i, _ in items]
-    (out / "val.txt").write_text("".join(f"{key}\n" for key in keys if is_val(key, args.val_percent)))
-    (out / "train.txt").write_text("".join(f"{key}\n" for key in keys if not is_val(key, args.val_percent)))
     model = load_model_arg(args.model, args.device)
     if model is None:
         from recon3d.morphable.default import load_default_model
 
         model = load_default_model()
     torch.set_num_threads(1)
-    mine = [(i, it) for i, it in enumerate(items) if i % n == k]
-    todo = [(i, it) for i, it in mine if not (samples / f"{keys[i]}.npz").exists()]
-    log.info("%d photos in this shard, %d already done", len(mine), len(mine) - len(todo))
-    failures = []
-    for i, (img_path, pts) in tqdm(todo, desc="synthesize", unit="photo", disable=args.quiet):
-        key = keys[i]
-        seed = int(hashlib.sha256(f"{args.seed}:{key}".encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng(seed)
-        try:
-            img = load_image(img_path).image.numpy()
-            lmk = load_landmarks(pts).numpy()
-            poses = sample_poses(rng, args.views, max_yaw=args.max_yaw)
-            v = synthesize_views(img, lmk, model, poses, size=args.size, seed=seed, include_source=True)
-        except (Recon3DError, OSError, ValueError) as e:
-            failures.append((str(img_path), str(e)))
-            log.error("%s: %s", img_path, e)
-            continue
-        _save_atomic(samples / f"{key}.npz", images=v.images, lmk=v.lmk, lmk_z=v.lmk_z, pose_deg=v.pose_deg,
-                     box=v.box, source_pose_deg=v.source_pose_deg)
+    bar = functools.partial(tqdm, desc="synthesize", unit="photo", disable=args.quiet)
+    failures = synthesize_set(items, out, model, views=args.views, size=args.size, max_yaw=args.max_yaw,
+                              val_percent=args.val_percent, shard=(k, n), seed=args.seed, progress=bar)
     if args.contact_sheet:
         contact_sheet(samples, Path(args.contact_sheet), seed=args.seed)
     done = len(list(samples.glob("*.npz")))

@@ -3,12 +3,13 @@
     python -m pipelines.train_regressor ~/.cache/recon3d/synth --out ~/.cache/recon3d/train \\
         --epochs 10 --export assets/recon3d_landmarks_v1.safetensors
 
-Runs on the CPU (``--threads``) or on CUDA (``--device cuda``). Checkpoints go to ``OUT/last.pt``
-every few minutes and after each epoch; rerunning the same command resumes (``--no-resume``
-starts over). ``--max-minutes`` stops cleanly (checkpoint kept) so a run can be continued later.
-Losses and the validation NME on the held-out photos are logged and appended to
-``OUT/history.jsonl``. ``--init WEIGHTS`` fine-tunes exported weights. ``--export`` writes fp16 safetensors weights with the training summary in
-their metadata (the file the ``recon3d`` landmark backend loads).
+Runs on the CPU (``--threads``) or on CUDA (``--device cuda``); the recipe is
+:mod:`recon3d.train.recipes.landmarks`. Checkpoints go to ``OUT/last.pt`` every few minutes and
+after each epoch; rerunning the same command resumes (``--no-resume`` starts over).
+``--max-minutes`` stops cleanly (checkpoint kept) so a run can be continued later. Losses and the
+validation NME on the held-out photos are logged and appended to ``OUT/history.jsonl``.
+``--init WEIGHTS`` fine-tunes exported weights. ``--export`` writes fp16 safetensors weights with the
+training summary in their metadata (the file the ``recon3d`` landmark backend loads).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from recon3d.errors import Recon3DError
-    from recon3d.regressor.net import save_regressor
-    from recon3d.regressor.train import TrainConfig, train
+    from recon3d.nn.landmarks import load_regressor_net, save_regressor
+    from recon3d.train.recipes.landmarks import TrainConfig, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, max_minutes=args.max_minutes)
     try:
-        init = None
-        if args.init:
-            from recon3d.regressor.net import load_regressor_net
-
-            init, _ = load_regressor_net(args.init)
+        init = load_regressor_net(args.init)[0] if args.init else None
         net, hist = train(data, Path(args.out).expanduser(), cfg, device=args.device, resume=not args.no_resume, net=init)
     except (ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)

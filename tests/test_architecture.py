@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "recon3d"
 
 # (module prefix, layer); the longest matching prefix wins. Keep in step with docs/ARCHITECTURE.md.
 LAYERS: dict[str, int] = {
-    "recon3d._version": 0, "recon3d.errors": 0, "recon3d._checks": 0, "recon3d._cache": 0,
+    "recon3d._version": 0, "recon3d._deprecated": 0, "recon3d.errors": 0, "recon3d._checks": 0, "recon3d._cache": 0,
     "recon3d.conventions": 0, "recon3d.assets": 0, "recon3d.camera": 0,
     "recon3d.structures": 1, "recon3d.ops": 1, "recon3d.io": 1,
     "recon3d.render": 2, "recon3d.morphable": 2,
@@ -48,7 +48,7 @@ DEPRECATED_EDGES = {
     ("recon3d.structures.reconstruction", "recon3d.reconstruct"),
 }
 # Packages held to a stricter rule than their layer.
-ONLY = {"recon3d.nn": ("recon3d.nn", "recon3d.ops", "recon3d._version", "recon3d.errors", "recon3d._checks",
+ONLY = {"recon3d.nn": ("recon3d.nn", "recon3d.ops", "recon3d._version", "recon3d._deprecated", "recon3d.errors", "recon3d._checks",
                        "recon3d._cache", "recon3d.conventions", "recon3d.assets", "recon3d.camera")}
 
 

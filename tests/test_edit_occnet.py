@@ -1,4 +1,5 @@
-"""The learned occluder segmenter: shapes, pasting, crop geometry, weights I/O, training smoke test."""
+"""The learned occluder segmenter (recon3d.nn.occluder) and its training data (recon3d.data.occluders):
+shapes, pasting, crop geometry, weights I/O, training smoke test."""
 
 from __future__ import annotations
 
@@ -7,19 +8,18 @@ import pytest
 import torch
 from skimage import data as skimage_data
 
-from recon3d.edit.occnet import (
+from recon3d.data.occluders import paste_occluders, shape_bank
+from recon3d.errors import AssetError, ShapeError
+from recon3d.nn.occluder import (
     CROP_SIZE,
     OccluderNet,
     crop,
     crop_box,
     load_occluder_net,
     occluder_probability,
-    paste_occluders,
     save_occluder_net,
-    shape_bank,
     uncrop,
 )
-from recon3d.errors import AssetError, ShapeError
 
 
 def test_shape_bank_gives_varied_non_empty_shapes():

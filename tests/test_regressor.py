@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def model():
 def test_source_view_reproduces_annotation(astronaut_lmk, model):
     """At the photo's own pose and without crop jitter, the labels map back onto the annotation
     (the annotation offsets are lifted to 3-D and rotated by the identity)."""
-    from recon3d.regressor.synth import synthesize_views
+    from recon3d.data.poses import synthesize_views
 
     img, lmk = astronaut_lmk
     v = synthesize_views(img, lmk, model, np.zeros((0, 3)), size=128, center_jitter=0, scale_jitter=0,
@@ -48,9 +49,10 @@ def test_source_view_reproduces_annotation(astronaut_lmk, model):
     assert err[17:].max() < 1.0, err[17:].max()
     np.testing.assert_allclose(v.pose_deg[0], v.source_pose_deg, atol=1e-3)
     # the rendered crop resembles the photo's own crop (same content, small resampling error)
-    from recon3d.regressor.net import _crop
+    from recon3d.nn.landmarks import INPUT_SIZE, STORED_SIZE
+    from recon3d.ops.crop import crop_square_resized
 
-    x, _ = _crop(torch.from_numpy(img), box)
+    x, _ = crop_square_resized(torch.from_numpy(img), box, STORED_SIZE, INPUT_SIZE)
     ref = x[0].permute(1, 2, 0).numpy()  # central 112 of the 128 crop
     ours = v.images[0, 8:120, 8:120].astype(np.float32) / 255.0
     assert np.abs(ours - ref).mean() < 0.06
@@ -59,7 +61,7 @@ def test_source_view_reproduces_annotation(astronaut_lmk, model):
 def test_yaw_moves_landmarks_the_right_way(astronaut_lmk, model):
     """Turning the head to positive yaw (the subject's left, see conventions) moves the nose tip
     towards the image side of the subject's left cheek and narrows the far half of the face."""
-    from recon3d.regressor.synth import synthesize_views
+    from recon3d.data.poses import synthesize_views
 
     img, lmk = astronaut_lmk
     v = synthesize_views(img, lmk, model, np.array([[0.0, 0, 0], [60.0, 0, 0], [-60.0, 0, 0]]), size=96,
@@ -81,7 +83,7 @@ def test_yaw_moves_landmarks_the_right_way(astronaut_lmk, model):
 
 
 def test_sample_poses_ranges():
-    from recon3d.regressor.synth import sample_poses
+    from recon3d.data.poses import sample_poses
 
     p = sample_poses(np.random.default_rng(1), 2000, max_yaw=90)
     assert np.abs(p[:, 0]).max() <= 90 and np.abs(p[:, 1]).max() <= 30 + 1e-9
@@ -93,7 +95,7 @@ def test_sample_poses_ranges():
 # network and training
 # ------------------------------------------------------------------------------------------------
 def test_encode_decode_roundtrip():
-    from recon3d.regressor.net import decode, encode_targets
+    from recon3d.nn.landmarks import decode, encode_targets
 
     g = torch.Generator().manual_seed(0)
     lmk = torch.rand(3, 68, 2, generator=g) * 111
@@ -107,7 +109,7 @@ def test_encode_decode_roundtrip():
 
 def test_flip_augmentation_is_consistent():
     """A flipped sample's landmarks land on the flipped image features (identity swap + x mirror)."""
-    from recon3d.regressor.train import augment_batch
+    from recon3d.data.landmark_set import augment_batch
 
     img = np.zeros((1, 128, 128, 3), np.uint8)
     lmk = np.tile(np.array([[40.0, 50.0]], np.float32), (1, 68, 1))
@@ -128,8 +130,8 @@ def test_flip_augmentation_is_consistent():
 
 
 def _write_tiny_set(root, astronaut_lmk, model, n_views=12):
-    from pipelines.synthesize_poses import _save_atomic
-    from recon3d.regressor.synth import sample_poses, synthesize_views
+    from recon3d.data.landmark_set import save_views
+    from recon3d.data.poses import sample_poses, synthesize_views
 
     img, lmk = astronaut_lmk
     (root / "samples").mkdir(parents=True)
@@ -144,16 +146,15 @@ def _write_tiny_set(root, astronaut_lmk, model, n_views=12):
             lm[:, 0] = img.shape[1] - 1 - lm[:, 0]
         v = synthesize_views(im, lm, model, sample_poses(np.random.default_rng(i), n_views), size=128, seed=i)
         key = f"tiny__{i}"
-        _save_atomic(root / "samples" / f"{key}.npz", images=v.images, lmk=v.lmk, lmk_z=v.lmk_z, pose_deg=v.pose_deg,
-                     box=v.box, source_pose_deg=v.source_pose_deg)
+        save_views(root / "samples" / f"{key}.npz", v)
         keys.append(key)
     (root / "train.txt").write_text("\n".join(keys) + "\n")
     (root / "val.txt").write_text(keys[1] + "\n")
 
 
 def test_training_loss_decreases_and_resumes(tmp_path, astronaut_lmk, model):
-    from recon3d.regressor.net import LandmarkNet, load_regressor_net, save_regressor
-    from recon3d.regressor.train import TrainConfig, train
+    from recon3d.nn.landmarks import LandmarkNet, load_regressor_net, save_regressor
+    from recon3d.train.recipes.landmarks import TrainConfig, train
 
     _write_tiny_set(tmp_path / "set", astronaut_lmk, model)
     torch.manual_seed(0)
@@ -171,6 +172,13 @@ def test_training_loss_decreases_and_resumes(tmp_path, astronaut_lmk, model):
     assert int(st["epoch"]) == 8
     net2, hist2 = train(tmp_path / "set", tmp_path / "run", cfg, net=LandmarkNet(width=(8, 12, 16, 24, 32), hidden=64))
     assert hist2 == []
+    # stopped inside an epoch (step 10 of 24, 3 steps per epoch) and resumed: the same weights as one run
+    torch.manual_seed(0)
+    part = LandmarkNet(width=(8, 12, 16, 24, 32), hidden=64)
+    train(tmp_path / "set", tmp_path / "run2", replace(cfg, max_steps=10), net=part)
+    assert int(torch.load(tmp_path / "run2" / "last.pt", weights_only=True)["step_in_epoch"]) == 1
+    net4, _ = train(tmp_path / "set", tmp_path / "run2", cfg, net=LandmarkNet(width=(8, 12, 16, 24, 32), hidden=64))
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in net4.state_dict().items())
     # export / import round trip (fp16) gives the same predictions up to half precision
     save_regressor(net2, tmp_path / "w.safetensors", meta={"note": "test"})
     net3, meta = load_regressor_net(tmp_path / "w.safetensors")
@@ -183,7 +191,7 @@ def test_bad_weight_files_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     from recon3d.errors import AssetError
-    from recon3d.regressor.net import load_regressor_net
+    from recon3d.nn.landmarks import load_regressor_net
 
     with pytest.raises(AssetError, match="not found"):
         load_regressor_net(tmp_path / "missing.safetensors")
@@ -211,7 +219,7 @@ def test_shipped_weights_load_safely():
     from safetensors import safe_open
 
     from recon3d.assets import manifest, resolve
-    from recon3d.regressor.net import FORMAT, REGRESSOR_ASSET, load_regressor_net
+    from recon3d.nn.landmarks import FORMAT, REGRESSOR_ASSET, load_regressor_net
 
     p = resolve(REGRESSOR_ASSET)  # checks the manifest's sha256
     entry = manifest()[REGRESSOR_ASSET]
@@ -231,8 +239,8 @@ def test_shipped_weights_reproduce_recorded_dev_nme(shared_dir):
 
     from recon3d.assets import manifest
     from recon3d.io import load_image
-    from recon3d.regressor.net import REGRESSOR_ASSET, load_regressor
-    from recon3d.regressor.train import evaluate_photos
+    from recon3d.nn.landmarks import REGRESSOR_ASSET, load_regressor
+    from recon3d.train.recipes.landmarks import evaluate_photos
 
     check = manifest()[REGRESSOR_ASSET]["dev_check"]
     d = shared_dir / "aflw2000-3d-dev"
@@ -246,7 +254,7 @@ def test_shipped_weights_reproduce_recorded_dev_nme(shared_dir):
 
 def test_recon3d_backend_on_astronaut(astronaut_lmk):
     from recon3d.detect import detect_faces
-    from recon3d.regressor.train import nme_per_image
+    from recon3d.train.recipes.landmarks import nme_per_image
 
     img, lmk_dlib = astronaut_lmk
     dets = detect_faces(torch.from_numpy(img), backend="recon3d")
@@ -276,8 +284,8 @@ def test_flip_test_is_mirror_consistent(astronaut_lmk):
     """With the flip test the prediction for a mirrored photo is the mirrored prediction (up to
     the integer crop placement); without it the two differ more."""
     from recon3d.conventions import IBUG68_MIRROR
-    from recon3d.regressor.net import load_regressor
-    from recon3d.regressor.synth import crop_box_from_landmarks
+    from recon3d.nn.landmarks import load_regressor
+    from recon3d.ops.crop import crop_box_from_landmarks
 
     img, lmk = astronaut_lmk
     W = img.shape[1]

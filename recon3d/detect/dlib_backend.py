@@ -2,7 +2,7 @@
 
 Models come from the ``face-recognition-models`` package (installed with recon3d); they are
 located through ``importlib`` without importing that package (whose ``__init__`` needs the
-removed ``pkg_resources``), loaded lazily on first use and cached per process. Nothing is
+removed ``pkg_resources``), loaded lazily on first use and kept in the process-wide cache (:mod:`recon3d._cache`). Nothing is
 downloaded.
 
 The frontal HOG detector misses many faces with a large yaw. :func:`detect_faces_dlib` runs a
@@ -35,7 +35,6 @@ false positives on clutter).
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import time
@@ -44,11 +43,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._cache import cached
 from ..conventions import mirror_image_x, mirror_points_px
 from ..errors import BackendUnavailableError
 from .base import box_from_landmarks, box_iou
 
-__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path"]
+__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path", "dlib_module"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,12 @@ def dlib_model_path(filename: str) -> Path:
     )
 
 
-def _dlib():
+def dlib_module():
+    """The ``dlib`` module (imported on first use: an optional dependency).
+
+    Raises:
+        BackendUnavailableError: dlib is not importable.
+    """
     try:
         import dlib
     except ImportError as e:
@@ -106,24 +111,23 @@ def _dlib():
     return dlib
 
 
-@functools.lru_cache(maxsize=None)
 def _hog():
-    return _dlib().get_frontal_face_detector()
+    return cached(("dlib", "hog"), lambda: dlib_module().get_frontal_face_detector())
 
 
-@functools.lru_cache(maxsize=None)
 def _predictor():
-    return _dlib().shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
+    return cached(("dlib", "shape_predictor_68"), lambda: dlib_module().shape_predictor(
+        str(dlib_model_path("shape_predictor_68_face_landmarks.dat"))))
 
 
-@functools.lru_cache(maxsize=None)
 def _cnn():
-    return _dlib().cnn_face_detection_model_v1(str(dlib_model_path("mmod_human_face_detector.dat")))
+    return cached(("dlib", "mmod_cnn"), lambda: dlib_module().cnn_face_detection_model_v1(
+        str(dlib_model_path("mmod_human_face_detector.dat"))))
 
 
 def _predict(img: np.ndarray, box: np.ndarray) -> np.ndarray:
     """68 landmarks (float64, 0-based pixel centres) from a ``[x0, y0, x1, y1]`` box."""
-    dlib = _dlib()
+    dlib = dlib_module()
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     shape = _predictor()(img, dlib.rectangle(x0, y0, x1, y1))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

@@ -10,7 +10,6 @@ missing and where to put it.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cache import cached
 from ..errors import BackendUnavailableError
 
 __all__ = ["face_alignment_checkpoints", "detect_faces_fa"]
@@ -70,8 +70,11 @@ def face_alignment_checkpoints() -> dict[str, Path]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
 def _model():
+    return cached(("face_alignment", "fan"), _build_model)
+
+
+def _build_model():
     face_alignment_checkpoints()
     import face_alignment
 

@@ -1,6 +1,6 @@
 """The ``"recon3d"`` landmark backend: dlib's detector chain finds the faces (boxes and rough
 landmarks, see :mod:`recon3d.detect.dlib_backend`), then recon3d's own regressor
-(:mod:`recon3d.regressor`, trained on synthesized large-pose views) replaces the landmarks.
+(:mod:`recon3d.nn.landmarks`, trained on synthesized large-pose views) replaces the landmarks.
 
 Its landmarks are in the 3-D convention of AFLW2000-3D (jaw points on the 3-D jaw line even when
 hidden), so :class:`~recon3d.detect.FaceDetection` marks them ``landmarks_3d=True`` and the
@@ -9,7 +9,13 @@ reconstruct pipeline fits them with fixed jaw points.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
+from ..nn.landmarks import load_regressor
+from ..ops.crop import crop_box_from_landmarks
+from .dlib_backend import detect_faces_dlib
 
 __all__ = ["detect_faces_recon3d"]
 
@@ -23,12 +29,6 @@ def detect_faces_recon3d(img: np.ndarray, *, all_faces: bool, stages: tuple[str,
     Raises:
         AssetError: the regressor weights are missing or corrupt.
     """
-    import time
-
-    from ..regressor.net import load_regressor
-    from ..regressor.synth import crop_box_from_landmarks
-    from .dlib_backend import detect_faces_dlib
-
     reg = load_regressor(weights)
     raw = detect_faces_dlib(img, all_faces=all_faces, stages=stages, max_side=max_side, timings=timings)
     out = []

@@ -22,7 +22,7 @@ visible face region ``M_f`` from the robust photometric fit itself:
    occluded (fit misalignment there is not an occluder).
 
 By default (``cue="auto"``) the mask comes from the learned occluder segmenter instead
-(:mod:`recon3d.edit.occnet`, shipped as ``assets/recon3d_occluder_v1.safetensors``) when its weights
+(:mod:`recon3d.nn.occluder`, shipped as ``assets/recon3d_occluder_v1.safetensors``) when its weights
 are present: on bench/occlusion.py it finds pasted occluders far better (mask IoU 0.63 vs 0.37) and
 flags less of unoccluded faces (9 % vs 13 %). ``cue="photometric"`` is the test above alone;
 ``cue="both"`` the union of the two.
@@ -46,10 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..assets import resolve
 from ..conventions import opencv_to_opengl_cam
 from ..errors import AssetError, ShapeError
+from ..nn.occluder import OCCLUDER_ASSET, occluder_probability
 from ..ops.geometry import vertex_normals
 from ..ops.morphology import diffuse_fill, dilate, disk, erode
 from ..ops.poisson import poisson_paste
@@ -173,7 +175,6 @@ def _chroma_gaussian(x: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.n
     of the 2-D chroma histogram and farthest points) separates skin from a large
     occluder; the component kept is the one that best explains the chroma the fitted model predicts
     (``prior``), weighted by its size. Then mean/covariance of the pixels near it."""
-    from scipy import ndimage
 
     b = 0.02
     lo = x.min(0)
@@ -236,7 +237,6 @@ def _refine_boundary(img: np.ndarray, occ: np.ndarray, domain: np.ndarray, clean
     """Snap the occluder mask to colour edges: near its border (within 4r px), a pixel belongs to
     the occluder when a Gaussian of the occluder's core colours (RGB) explains it better than a
     Gaussian of the confidently visible face colours nearby."""
-    from scipy import ndimage
 
     if occ.sum() < 30:
         return occ
@@ -271,7 +271,6 @@ def _photometric_mask(img: np.ndarray, d2: np.ndarray, lab: np.ndarray, inner: n
                       min_px: float, r: int) -> np.ndarray:
     """The photometric cue's occluder mask from the per-pixel score ``d2`` (steps 3-5 of the module
     docstring); blobs smaller than ``min_px`` pixels are dropped."""
-    from scipy import ndimage
 
     skin = inner & np.isin(lab, _SKIN_LABELS)
     feature = inner & np.isin(lab, _FEATURE_LABELS)
@@ -306,15 +305,14 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
             bench/occlusion.py, see docs/benchmarks/edit.md).
         min_blob: occluder blobs smaller than this fraction of the face area are dropped.
         cue: ``"photometric"`` (the model-explanation test above), ``"net"`` (the learned
-            occluder segmenter of :mod:`recon3d.edit.occnet` alone), ``"both"`` (union of the
+            occluder segmenter of :mod:`recon3d.nn.occluder` alone), ``"both"`` (union of the
             two) or ``"auto"`` (:data:`DEFAULT_CUE` when the segmenter's weights are available,
             else ``"photometric"``).
-        net: an :class:`~recon3d.edit.occnet.OccluderNet` (default: the shipped weights).
+        net: an :class:`~recon3d.nn.occluder.OccluderNet` (default: the shipped weights).
 
     Returns:
         :class:`OcclusionEstimate`.
     """
-    from scipy import ndimage
 
     check_rec("detect_occlusion()", rec)
     cue = _resolve_cue(cue, net)
@@ -342,7 +340,6 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
     if cue in ("photometric", "both"):
         occ = _photometric_mask(img, d2, lab, inner, threshold, min_blob * n_face, r)
     if cue in ("net", "both"):
-        from .occnet import occluder_probability
 
         prob = occluder_probability(img.astype(np.float32), rec.fit.lmk_px[0], net=net)
         occ_net = inner & (prob > 0.5)
@@ -367,7 +364,6 @@ def _resolve_cue(cue: str, net) -> str:
         return cue
     if net is not None:
         return DEFAULT_CUE
-    from .occnet import OCCLUDER_ASSET
 
     try:
         resolve(OCCLUDER_ASSET)
@@ -406,7 +402,6 @@ def _render_boundary_values(img: np.ndarray, rendered: np.ndarray, cov: np.ndarr
     """The rendered face extended past its silhouette (nearest covered pixel), shifted by the median
     photo-minus-render offset on the visible face around ``omega``: boundary values for the fill
     where the photo's own pixels are not to be trusted."""
-    from scipy import ndimage
 
     covered = cov > 0.99
     if not covered.any():

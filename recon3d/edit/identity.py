@@ -3,15 +3,18 @@
 the chip aligned by 68 landmarks. dlib's standard verification rule: same person when the
 euclidean distance of two descriptors is below 0.6.
 
-dlib is imported only inside the functions (optional dependency of the dlib detector backend).
+dlib is imported on first use (optional dependency of the dlib detector backend); the models stay in
+the process-wide cache (:mod:`recon3d._cache`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import numpy as np
+
+from .._cache import cached
+from ..detect.dlib_backend import dlib_model_path, dlib_module
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +24,12 @@ __all__ = ["face_descriptor", "descriptor_distance", "descriptor_cosine", "DLIB_
 DLIB_SAME_PERSON_DISTANCE = 0.6
 
 
-@functools.lru_cache(maxsize=None)
 def _models():
-    from ..detect.dlib_backend import _dlib, dlib_model_path
+    return cached(("dlib", "identity"), _load_models)
 
-    dlib = _dlib()
+
+def _load_models():
+    dlib = dlib_module()
     rec = dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
     sp = dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
     return dlib, rec, sp, dlib.get_frontal_face_detector()

@@ -31,6 +31,7 @@ from ..camera import Camera, axis_angle_to_matrix, matrix_to_axis_angle, matrix_
 from ..conventions import opencv_to_opengl_cam
 from ..errors import ShapeError
 from ..morphable.model import MorphableModel
+from ..ops.crop import integer_crop_boxes as crop_boxes
 from ..ops.geometry import vertex_normals
 from .landmarks import FitState, _assemble, _check_K, _lmk_bases, _points, _select
 from .losses import face_size_px, gaussian_prior, landmark_loss, photometric_loss
@@ -54,23 +55,6 @@ _LIGHT_LR_FACTOR = 0.3
 # ------------------------------------------------------------------------------------------------
 # cropping
 # ------------------------------------------------------------------------------------------------
-def crop_boxes(lmk_px: torch.Tensor, scale: float = 1.4) -> torch.Tensor:
-    """Square integer crop boxes around landmarks: ``(B, 3)`` int64 = (x0, y0, side) pixels.
-
-    The box is centred on the landmarks' bounding box, its side ``scale`` times the longer side.
-
-    >>> crop_boxes(torch.tensor([[[10.0, 20.0], [30.0, 60.0]]]), 1.0).tolist()
-    [[0, 20, 40]]
-    """
-    check_shapes("crop_boxes()", lmk_px=(lmk_px, "B L 2"))
-    lo, hi = lmk_px.amin(1), lmk_px.amax(1)
-    c = 0.5 * (lo + hi)
-    side = (scale * (hi - lo).amax(-1)).round().clamp(min=8)
-    x0 = (c[:, 0] - 0.5 * side).round()
-    y0 = (c[:, 1] - 0.5 * side).round()
-    return torch.stack([x0, y0, side], -1).long()
-
-
 def crop_intrinsics(K: torch.Tensor, boxes: torch.Tensor, res: int) -> torch.Tensor:
     """Intrinsics of the crop ``boxes`` resized to ``res x res``: ``(B, 3, 3)``.
 

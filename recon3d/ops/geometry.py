@@ -1,4 +1,4 @@
-"""Per-face and per-vertex normals of triangle meshes.
+"""Mesh geometry shared by several packages: per-face and per-vertex normals, open-boundary vertices.
 
 Faces are ``(F, 3)`` int64, 0-based, counter-clockwise seen from outside
 (see :mod:`recon3d.conventions`), so the normals computed here point outwards. All functions
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from .._checks import check_float, check_shapes
 from ..errors import ShapeError
 
-__all__ = ["face_normals", "vertex_normals"]
+__all__ = ["face_normals", "vertex_normals", "mesh_boundary_vertices"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +93,16 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor, *, eps: float = 1e-
     contrib = n.repeat_interleave(3, dim=1)  # (B, 3F, 3) in the order of idx
     acc = verts.new_zeros(B, V, 3).index_add(1, idx, contrib)
     return acc / acc.norm(dim=-1, keepdim=True).clamp(min=eps)
+
+
+def mesh_boundary_vertices(faces: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Indices of vertices on the mesh's open boundary (edges used by exactly one triangle).
+
+    >>> mesh_boundary_vertices(np.array([[0, 1, 2], [1, 3, 2]])).tolist()
+    [0, 1, 2, 3]
+    """
+    f = (faces.detach().cpu().numpy() if isinstance(faces, torch.Tensor) else np.asarray(faces)).astype(np.int64)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], 0)
+    e = np.sort(e, axis=1)
+    uniq, counts = np.unique(e, axis=0, return_counts=True)
+    return np.unique(uniq[counts == 1].ravel())

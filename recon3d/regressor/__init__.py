@@ -1,18 +1,11 @@
-"""recon3d.regressor: our own large-pose landmark regressor (issue 7, the 300W-LP recipe).
+"""Deprecated: the landmark regressor now lives in :mod:`recon3d.nn.landmarks` (network and
+inference), :mod:`recon3d.data.poses` (view synthesis), :mod:`recon3d.ops.crop` (crop box) and
+:mod:`recon3d.train.recipes.landmarks` (training). This alias goes away in the next release."""
 
-* :mod:`recon3d.regressor.synth`: re-posed training views synthesized from annotated photos with
-  the fitted morphable model ("face profiling"), ``python -m pipelines.synthesize_poses``.
-* :mod:`recon3d.regressor.net`: :class:`~recon3d.regressor.net.LandmarkNet` (small CNN: crop ->
-  68 landmarks with depth + head pose) and :class:`~recon3d.regressor.net.LandmarkRegressor`
-  (cropping, two passes); :func:`~recon3d.regressor.net.load_regressor` loads the shipped weights.
-* :mod:`recon3d.regressor.train`: training loop, augmentation, validation NME,
-  ``python -m pipelines.train_regressor``.
+from .._deprecated import moved_module
 
-The ``recon3d`` landmark backend of :mod:`recon3d.detect` uses it. See docs/REGRESSOR.md.
-"""
-
-from .net import LandmarkNet, LandmarkRegressor, RegressorOutput, load_regressor
-from .synth import crop_box_from_landmarks, synthesize_views
-
-__all__ = ["LandmarkNet", "LandmarkRegressor", "RegressorOutput", "load_regressor", "crop_box_from_landmarks",
-           "synthesize_views"]
+__all__, __getattr__ = moved_module(__name__, "recon3d.nn.landmarks, recon3d.data.poses, recon3d.ops.crop", {
+    "LandmarkNet": "recon3d.nn.landmarks", "LandmarkRegressor": "recon3d.nn.landmarks",
+    "RegressorOutput": "recon3d.nn.landmarks", "load_regressor": "recon3d.nn.landmarks",
+    "crop_box_from_landmarks": "recon3d.ops.crop", "synthesize_views": "recon3d.data.poses",
+})

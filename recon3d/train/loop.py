@@ -1,0 +1,251 @@
+"""The one resumable training loop of recon3d; a *recipe* (:mod:`recon3d.train.recipes`) says what
+to feed it.
+
+:func:`run_training` owns everything that is not about the task:
+
+* **optimiser and schedule**: AdamW; the learning rate warms up linearly over ``warmup_steps`` and
+  then follows a cosine to 0 over the run (:func:`learning_rate`). The run's progress is the epoch
+  progress when ``epochs`` is set, the share of ``max_minutes`` spent when that is set, the larger
+  of the two when both are (the schedule ends with the time budget if that comes first).
+* **stopping**: after ``epochs`` epochs, when ``max_minutes`` of training time are spent (checked
+  before every step, so a resumed run whose budget is spent does nothing), or at ``max_steps``
+  (a hard stop that does not change the schedule).
+* **checkpoints**: ``OUT/last.pt`` (network, optimiser, epoch, step, training time, the recipe's
+  own state such as its random generator), written atomically every ``checkpoint_minutes``, at the
+  end of every epoch and when the run stops; plain tensors and numbers only, loaded with
+  ``torch.load(weights_only=True)``. With ``resume`` a rerun continues from it exactly where it
+  stopped (same batches, same schedule).
+* **history**: a record ``{"epoch", "step", "train_loss", "seconds", **recipe.report(...)}`` every
+  ``eval_every`` steps, at every epoch end and at the stop, appended to ``OUT/history.jsonl``.
+* **progress**: a log line (``log_fn``) and a ``progress`` callback every ``log_every`` steps.
+* **device and seeds**: the network and batches go to ``device`` (CPU or CUDA, NCHW contiguous);
+  ``torch.manual_seed(seed)`` at the start; the recipe seeds its own batches, so training is
+  deterministic on the CPU.
+
+A recipe implements :class:`Recipe`. Epochs are the recipe's: ``start_epoch`` returns the number of
+steps of the epoch, or None for one endless epoch (a run bounded by time or steps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["LoopConfig", "Recipe", "LoopResult", "run_training", "learning_rate", "CHECKPOINT"]
+
+log = logging.getLogger(__name__)
+
+#: file name of the checkpoint inside the output folder
+CHECKPOINT = "last.pt"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Schedule, budget, checkpoint and logging settings of a run. A recipe's configuration extends
+    it with its task's fields and its own defaults (e.g.
+    :class:`recon3d.train.recipes.landmarks.TrainConfig`)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    #: None: one endless epoch, bounded by ``max_minutes`` or ``max_steps``
+    epochs: int | None = None
+    #: training-time budget (resumed runs count the time already spent)
+    max_minutes: float | None = None
+    #: stop after this many steps in all (does not change the schedule)
+    max_steps: int | None = None
+    checkpoint_minutes: float = 5.0
+    #: history record every this many steps (None: at epoch ends and at the stop only)
+    eval_every: int | None = None
+    log_every: int = 50
+    seed: int = 0
+
+
+class Recipe(Protocol):
+    """What a task gives the loop."""
+
+    def config(self) -> dict:
+        """JSON-able configuration, stored in the checkpoint."""
+
+    def start_epoch(self, epoch: int, step_in_epoch: int) -> int | None:
+        """Prepare ``epoch`` (resumed at ``step_in_epoch``); return its number of steps (None: endless)."""
+
+    def batch(self, step_in_epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(network input, target)`` of one step, on the CPU."""
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of the network output."""
+
+    def report(self, net: nn.Module, device: torch.device) -> dict:
+        """Validation numbers (and anything else) for a history record; ``net`` is in eval mode."""
+
+    def state_dict(self) -> dict:
+        """The recipe's own resumable state (e.g. generator states; tensors and numbers only)."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` after ``start_epoch`` of the resumed epoch."""
+
+
+@dataclass
+class LoopResult:
+    """What :func:`run_training` returns: the network (eval mode), the history records of this
+    run, the total steps, the epoch reached and the total training seconds (all runs)."""
+
+    net: nn.Module
+    history: list[dict] = field(default_factory=list)
+    step: int = 0
+    epoch: int = 0
+    seconds: float = 0.0
+
+
+def learning_rate(cfg: LoopConfig, step: int, progress: float) -> float:
+    """Linear warm-up over ``cfg.warmup_steps`` then a cosine over ``progress`` in [0, 1].
+
+    >>> learning_rate(LoopConfig(lr=1.0, warmup_steps=10), 4, 0.0), learning_rate(LoopConfig(lr=1.0), 500, 0.5)
+    (0.5, 0.5)
+    """
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class _Run:
+    """Counters, clock and checkpoint of one run."""
+
+    def __init__(self, out: Path, cfg: LoopConfig):
+        self.out, self.cfg = out, cfg
+        self.epoch = self.step_in_epoch = self.step = 0
+        self.t_start = time.perf_counter()
+        self.t_ckpt = self.t_start
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def resume(self, net: nn.Module, opt: torch.optim.Optimizer, dev: torch.device) -> dict | None:
+        st = torch.load(self.out / CHECKPOINT, map_location=dev, weights_only=True)
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        self.epoch = int(st.get("epoch", 0))
+        self.step = int(st["step"] if "step" in st else st["gstep"])  # "gstep": checkpoints before the one loop
+        self.step_in_epoch = int(st.get("step_in_epoch", self.step))
+        self.t_start = time.perf_counter() - float(st.get("elapsed", 0.0))  # time so far counts against the budget
+        return st.get("recipe")
+
+    def save(self, net: nn.Module, opt: torch.optim.Optimizer, recipe: Recipe) -> None:
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": self.epoch,
+                    "step_in_epoch": self.step_in_epoch, "step": self.step, "elapsed": self.seconds(),
+                    "config": json.dumps(recipe.config()), "recipe": recipe.state_dict()}, tmp)
+        os.replace(tmp, self.out / CHECKPOINT)
+        self.t_ckpt = time.perf_counter()
+
+    def progress(self, spe: int | None) -> float:
+        cfg, p = self.cfg, 0.0
+        if cfg.epochs and spe:
+            p = (self.epoch + self.step_in_epoch / spe) / cfg.epochs
+        if cfg.max_minutes:
+            p = max(p, self.seconds() / (cfg.max_minutes * 60))
+        return p
+
+    def must_stop(self) -> bool:
+        cfg = self.cfg
+        return ((cfg.max_minutes is not None and self.seconds() >= cfg.max_minutes * 60)
+                or (cfg.max_steps is not None and self.step >= cfg.max_steps))
+
+
+def run_training(net: nn.Module, recipe: Recipe, cfg: LoopConfig, out_dir: str | Path, *,
+                 device: str | torch.device = "cpu", resume: bool = True,
+                 log_fn: Callable[[str], None] | None = None,
+                 progress: Callable[[dict], Any] | None = None) -> LoopResult:
+    """Train ``net`` on ``recipe`` (or resume from ``out_dir/last.pt``); see the module doc.
+
+    Args:
+        net: the network (moved to ``device``; trained in place).
+        recipe: batches, loss and validation of the task (:class:`Recipe`).
+        cfg: schedule, budget, checkpoint and logging settings.
+        out_dir: checkpoint and ``history.jsonl`` folder (created).
+        device: ``"cpu"`` or a CUDA device.
+        resume: continue from the checkpoint when there is one.
+        log_fn: where progress lines go (default: this module's logger).
+        progress: called every ``log_every`` steps with ``{"epoch", "step", "step_in_epoch",
+            "steps_per_epoch", "loss", "lr", "seconds"}``.
+    """
+    say = log_fn or log.info
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    net = net.to(dev)  # contiguous (NCHW) layout: channels_last backward crashed (SIGSEGV) in torch 2.13.0 on a CPU
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run = _Run(out, cfg)
+    saved = None
+    if resume and (out / CHECKPOINT).is_file():
+        saved = run.resume(net, opt, dev)
+        say(f"resumed from {out / CHECKPOINT}: epoch {run.epoch}, step {run.step}")
+    history: list[dict] = []
+    losses: list[float] = []
+
+    def record() -> None:
+        net.eval()
+        rep = recipe.report(net, dev)
+        net.train()
+        rec = {"epoch": run.epoch, "step": run.step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+               "seconds": run.seconds(), **rep}
+        losses.clear()
+        history.append(rec)
+        with open(out / "history.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        say(f"epoch {rec['epoch']} step {rec['step']}: train loss {rec['train_loss']:.4f}"
+            + "".join(f", {k} {v:.4g}" for k, v in rep.items() if isinstance(v, float)))
+
+    stop = False
+    while (cfg.epochs is None or run.epoch < cfg.epochs) and not stop:
+        spe = recipe.start_epoch(run.epoch, run.step_in_epoch)
+        if saved is not None and run.step_in_epoch > 0:
+            recipe.load_state_dict(saved)  # continue the resumed epoch's random stream
+        saved = None
+        net.train()
+        while spe is None or run.step_in_epoch < spe:
+            if run.must_stop():
+                stop = True
+                break
+            lr = learning_rate(cfg, run.step, run.progress(spe))
+            x, y = recipe.batch(run.step_in_epoch, run.step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = recipe.loss(net(x.to(dev).contiguous()), y.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            run.step_in_epoch += 1
+            run.step += 1
+            if cfg.log_every and run.step % cfg.log_every == 0:
+                info = {"epoch": run.epoch, "step": run.step, "step_in_epoch": run.step_in_epoch,
+                        "steps_per_epoch": spe, "loss": float(np.mean(losses[-cfg.log_every:])), "lr": lr,
+                        "seconds": run.seconds()}
+                say(f"epoch {run.epoch} step {run.step_in_epoch}/{spe or '-'} loss {info['loss']:.4f}")
+                if progress is not None:
+                    progress(info)
+            if cfg.eval_every and run.step % cfg.eval_every == 0:
+                record()
+            if time.perf_counter() - run.t_ckpt > cfg.checkpoint_minutes * 60:
+                run.save(net, opt, recipe)
+        ended = not stop
+        if ended:
+            run.epoch += 1
+            run.step_in_epoch = 0
+        if ended or losses:
+            record()
+        run.save(net, opt, recipe)
+    net.eval()
+    return LoopResult(net=net, history=history, step=run.step, epoch=run.epoch, seconds=run.seconds())
