@@ -31,7 +31,9 @@ import torch
 
 from ..errors import NoFaceError
 from .base import FaceDetection, image_to_uint8_rgb
-from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, PLAIN_HOG
+from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, PLAIN_HOG, detect_faces_dlib
+from .fa_backend import detect_faces_fa
+from .recon3d_backend import detect_faces_recon3d
 
 __all__ = [
     "FaceDetection",
@@ -100,12 +102,10 @@ def detect_faces(
     if any(a % 90 for a in rotations):
         raise ValueError(f"detect_faces(): rotations must be multiples of 90 degrees, got {rotations}")
     if backend == "dlib":
-        from .dlib_backend import detect_faces_dlib as run
+        run = detect_faces_dlib
     elif backend == "recon3d":
-        from .recon3d_backend import detect_faces_recon3d as run
+        run = detect_faces_recon3d
     elif backend == "face_alignment":
-        from .fa_backend import detect_faces_fa
-
         run = None
         raw = detect_faces_fa(u8)
     else:

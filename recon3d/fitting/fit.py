@@ -10,11 +10,13 @@ from typing import Callable
 
 import torch
 
+from .. import render
 from .._checks import check_shapes
 from ..errors import ShapeError
 from ..morphable.model import MorphableModel
 from .landmarks import FitState, fit_landmarks
 from .params import DEFAULT_CONFIG, FitConfig, FitResult, default_intrinsics
+from .photometric import fit_photometric
 
 __all__ = ["fit", "renderer_available"]
 
@@ -23,12 +25,7 @@ log = logging.getLogger(__name__)
 
 def renderer_available() -> bool:
     """True when :mod:`recon3d.render` provides what the photometric stage needs."""
-    try:
-        from .. import render
-
-        return all(hasattr(render, n) for n in ("render_mesh", "sh_basis", "interpolate", "edge_topology", "ambient_light"))
-    except ImportError:  # pragma: no cover - depends on the installation
-        return False
+    return all(hasattr(render, n) for n in ("render_mesh", "sh_basis", "interpolate", "edge_topology", "ambient_light"))
 
 
 def fit(image: torch.Tensor, lmk_px: torch.Tensor, *, model: MorphableModel, config: FitConfig = DEFAULT_CONFIG,
@@ -64,8 +61,6 @@ def fit(image: torch.Tensor, lmk_px: torch.Tensor, *, model: MorphableModel, con
     res = fit_landmarks(lmk_px, model=model, K=K, config=config, image_size=(H, W), callback=callback)
     if config.photo and config.photo_iters > 0:
         if renderer_available():
-            from .photometric import fit_photometric
-
             res = fit_photometric(image, lmk_px, model=model, K=K, config=config, init=res, callback=callback)
         else:
             warnings.warn("fit(): recon3d.render is unavailable; returning the landmark-only fit", RuntimeWarning,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -32,7 +32,7 @@ from ..camera import Camera, axis_angle_to_matrix, matrix_to_axis_angle, matrix_
 from ..errors import ShapeError
 from ..morphable.model import MorphableModel
 from .losses import REF_FACE_DIAG_PX, face_size_px, gaussian_prior, huber, landmark_loss
-from .params import DEFAULT_CONFIG, FaceParams, FitConfig, FitResult
+from .params import AMBIENT_DC, DEFAULT_CONFIG, FaceParams, FitConfig, FitResult
 
 __all__ = [
     "FitState",
@@ -349,8 +349,6 @@ def _params_from(R, t, shape, expr, albedo=None, light=None) -> FaceParams:
     if albedo is None:
         albedo = R.new_zeros(B, 0)
     if light is None:
-        from .params import AMBIENT_DC
-
         light = R.new_zeros(B, 9, 3)
         light[:, 0] = AMBIENT_DC
     return FaceParams(shape=shape, expr=expr, albedo=albedo, rot=matrix_to_axis_angle(R), trans=t, light=light)
@@ -424,8 +422,6 @@ def _resize(c: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _make_result(model, params: FaceParams, K, image_size, sel, b: _LmkBases, history, n, conv, face_mask=None) -> FitResult:
-    from dataclasses import replace
-
     R = axis_angle_to_matrix(params.rot)
     B = R.shape[0]
     verts = model.shape(params.shape, params.expr)
@@ -442,8 +438,6 @@ def _make_result(model, params: FaceParams, K, image_size, sel, b: _LmkBases, hi
 
 
 def _with_timings(res: FitResult, timings: dict) -> FitResult:
-    from dataclasses import replace
-
     return replace(res, timings={**res.timings, **timings})
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .._checks import check_shapes
-from ..camera import Camera
+from ..camera import Camera, intrinsics_from_fov
 from ..morphable.model import MorphableModel
 
 __all__ = ["FaceParams", "FitConfig", "FitResult", "DEFAULT_FOV_DEG", "DEFAULT_CONFIG", "default_intrinsics"]
@@ -32,8 +32,6 @@ def default_intrinsics(image_size: tuple[int, int], batch: int = 1, *, fov_deg: 
     >>> round(K[0, 0, 0].item(), 2), K[0, 0, 2].item(), K[0, 1, 2].item()
     (567.13, 49.5, 99.5)
     """
-    from ..camera import intrinsics_from_fov
-
     H, W = image_size
     side = max(H, W)
     K = intrinsics_from_fov(fov_deg, (side, side), batch, dtype=dtype, device=device)

@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .. import render
 from .._checks import check_shapes
 from ..camera import Camera, axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_pose_angles
 from ..conventions import opencv_to_opengl_cam
@@ -33,6 +34,7 @@ from ..errors import ShapeError
 from ..morphable.model import MorphableModel
 from ..ops.crop import integer_crop_boxes as crop_boxes
 from ..ops.geometry import vertex_normals
+from ..render.rasterizer import fragments_from_tri_id, project_to_px
 from .landmarks import FitState, _assemble, _check_K, _lmk_bases, _points, _select
 from .losses import face_size_px, gaussian_prior, landmark_loss, photometric_loss
 from .params import DEFAULT_CONFIG, FaceParams, FitConfig, FitResult
@@ -102,12 +104,6 @@ def crop_image(image: torch.Tensor, boxes: torch.Tensor, res: int) -> tuple[torc
 # ------------------------------------------------------------------------------------------------
 # rendering helpers
 # ------------------------------------------------------------------------------------------------
-def _renderer():
-    from .. import render
-
-    return render
-
-
 def render_face(model: MorphableModel, params: FaceParams, K: torch.Tensor, image_size: tuple[int, int], *,
                 antialias: bool = True, topology=None):
     """Render the fitted face (albedo x SH shading) with :func:`recon3d.render.render_mesh`.
@@ -115,7 +111,7 @@ def render_face(model: MorphableModel, params: FaceParams, K: torch.Tensor, imag
     Returns:
         ``(RenderOutput, verts_cam (B, V, 3))``.
     """
-    r = _renderer()
+    r = render
     R = axis_angle_to_matrix(params.rot)
     verts_cam = model.shape(params.shape, params.expr) @ R.transpose(1, 2) + params.trans[:, None]
     albedo = model.albedo(params.albedo, batch=params.batch_size)
@@ -129,11 +125,9 @@ def face_weight_map(model: MorphableModel, verts_cam: torch.Tensor, K: torch.Ten
 
     Not differentiable (a pixel weight, not a fitted quantity).
     """
-    from ..render.rasterize import fragments_from_tri_id, project_to_px
-
     with torch.no_grad():
         frags = fragments_from_tri_id(project_to_px(verts_cam.detach(), K), model.faces, tri_id)
-        w = _renderer().interpolate(model.face_weight[:, None].to(verts_cam.dtype), frags, model.faces)[..., 0]
+        w = render.interpolate(model.face_weight[:, None].to(verts_cam.dtype), frags, model.faces)[..., 0]
     return (w * (tri_id >= 0).to(w.dtype)).clamp(0.0, 1.0)
 
 
@@ -153,7 +147,7 @@ def init_light(image: torch.Tensor, verts_cam: torch.Tensor, albedo: torch.Tenso
         faces: ``(F, 3)``.
         K: ``(B, 3, 3)`` intrinsics of ``image``.
     """
-    r = _renderer()
+    r = render
     check_shapes("init_light()", image=(image, "B H W 3"), verts_cam=(verts_cam, "B V 3"), albedo=(albedo, "B V 3"),
                  K=(K, "B 3 3"))
     B, H, W, _ = image.shape
@@ -215,7 +209,7 @@ def fit_photometric(image: torch.Tensor, lmk_px: torch.Tensor, *, model: Morphab
     lmk_px = lmk_px.to(dt)
     if model.mean.dtype != dt:
         model = model.to(dtype=dt)
-    r = _renderer()
+    r = render
     res = int(config.photo_res)
     p0 = init.params.detach()
     T = model.n_albedo if config.n_albedo is None else min(config.n_albedo, model.n_albedo)
