@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parents[1] / "recon3d" / "morphable"
+PKG = Path(__file__).resolve().parents[2] / "recon3d" / "morphable"
 CORE = ("errors", "_checks", "conventions", "assets", "camera")
 
 

@@ -15,7 +15,7 @@ from recon3d.camera import intrinsics_from_fov, pose_angles_to_matrix, transform
 from recon3d.errors import ShapeError
 from recon3d.render import MeshRenderer, RenderOutput, ambient_light, render_mesh
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 SIZE = (64, 64)
 
 

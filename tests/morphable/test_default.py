@@ -15,7 +15,7 @@ from recon3d.errors import AssetError
 from recon3d.morphable import load_model
 from recon3d.morphable.default import DEFAULT_MODEL_NAME, load_default_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
