@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import skimage.data as skimage_data  # noqa: E402  (scikit-image is a core dependency: no skip)
 import torch
 
 from recon3d.conventions import IBUG68_MIRROR, mirror_image_x, mirror_points_px
 from recon3d.detect import DLIB_STAGES, PLAIN_HOG, FaceDetection, detect_faces, detect_landmarks
 from recon3d.errors import BackendUnavailableError, NoFaceError, ShapeError
 from recon3d.io import load_image
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")

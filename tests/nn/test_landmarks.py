@@ -7,9 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import skimage.data as skimage_data  # noqa: E402  (scikit-image is a core dependency: no skip)
 import torch
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
