@@ -14,6 +14,7 @@ All functions take and return single (unbatched) images ``(H, W, C)`` unless sai
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,34 @@ def verts_cam_of(rec) -> torch.Tensor:
     cam = rec.fit.camera
     v = rec.verts_model[None].to(cam.R.dtype).to(cam.R.device)
     return cam.to_cam(v).detach().to(**tensor_opts(rec))
+
+
+@dataclass(frozen=True)
+class FitTensors:
+    """The fitted quantities the edits read, detached, on :func:`tensor_opts` of the reconstruction.
+
+    Attributes:
+        opts: ``device=`` / ``dtype=`` (:func:`tensor_opts`).
+        K: ``(1, 3, 3)`` intrinsics; R: ``(3, 3)`` rotation and t: ``(3,)`` translation of the fitted camera.
+        light: ``(1, 9, 3)`` fitted SH light.
+        faces: ``(F, 3)`` int64 mesh triangles.
+        verts_cam: ``(V, 3)`` fitted vertices, camera frame.
+    """
+
+    opts: dict[str, Any]
+    K: torch.Tensor
+    R: torch.Tensor
+    t: torch.Tensor
+    light: torch.Tensor
+    faces: torch.Tensor
+    verts_cam: torch.Tensor
+
+
+def fit_tensors(rec) -> FitTensors:
+    """:class:`FitTensors` of ``rec``."""
+    K, R, t = fit_camera(rec)
+    return FitTensors(opts=tensor_opts(rec), K=K, R=R[0], t=t[0], light=fit_light(rec), faces=model_of(rec).faces,
+                      verts_cam=verts_cam_of(rec)[0])
 
 
 def render_textured(rec, verts_cam: torch.Tensor, texture: torch.Tensor, image_size: tuple[int, int], *,

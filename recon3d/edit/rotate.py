@@ -43,18 +43,7 @@ from ..ops.morphology import diffuse_fill, erode
 from ..ops.poisson import poisson_blend
 from ..render import rasterize
 from ..render.warp import warp_triangles
-from ._common import (
-    albedo_texture,
-    check_rec,
-    fit_camera,
-    fit_light,
-    model_of,
-    render_textured,
-    tensor_opts,
-    to_device,
-    to_numpy,
-    verts_cam_of,
-)
+from ._common import albedo_texture, check_rec, fit_tensors, render_textured, to_device, to_numpy
 from .deocclude import occluder_free_texture
 
 log = logging.getLogger(__name__)
@@ -98,14 +87,11 @@ class _Prep:
 
     def __init__(self, rec, texture_is_albedo, texture="recomplete"):
         self.rec = rec
-        self.opts = tensor_opts(rec)
         self.image = to_numpy(rec.image).astype(np.float32)
         self.H, self.W = self.image.shape[:2]
-        K, R, t = fit_camera(rec)
-        self.K, self.R, self.t = K, R[0], t[0]
-        self.faces = model_of(rec).faces
-        self.verts_cam = verts_cam_of(rec)[0]  # (V,3)
-        self.light = fit_light(rec)
+        ft = fit_tensors(rec)
+        self.opts, self.K, self.R, self.t, self.light = ft.opts, ft.K, ft.R, ft.t, ft.light
+        self.faces, self.verts_cam = ft.faces, ft.verts_cam  # (F,3), (V,3)
         if texture == "recomplete":
             ts = min(int(rec.texture.shape[0]), 512)
             self.albedo_tex = occluder_free_texture(rec, np.zeros(self.image.shape[:2], bool), ts)
