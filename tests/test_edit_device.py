@@ -79,6 +79,9 @@ def cpu_edits(rec):
 
 def test_float64_reconstruction_stays_float64(rec, cpu_edits):
     r64 = _to(rec, dtype=torch.float64)
+    # a photo that float32 cannot hold exactly: the untouched pixels must come back bit for bit
+    r64 = dataclasses.replace(r64, image=r64.image + 1e-12 * torch.rand(r64.image.shape, dtype=torch.float64))
+    assert not torch.equal(r64.image.float().double(), r64.image)
     out = _edits(r64)
     for a, b in zip(out["rotate"], cpu_edits["rotate"], strict=True):
         for f in ("image", "verts_cam", "verts_model", "pose_deg", "delta_deg"):

@@ -4,7 +4,7 @@ are generic ops: :mod:`recon3d.ops.morphology`, :mod:`recon3d.ops.poisson`).
 
 Device and dtype: the torch maths of the edits (camera transforms, rendering, shading, texture
 baking) runs on the device of the reconstruction (``rec.image.device``) in its floating dtype
-(``rec.image.dtype``, float32 for a reconstruction from :func:`recon3d.reconstruct.reconstruct`);
+(float64 when ``rec.image`` is float64, else float32 as from :func:`recon3d.reconstruct.reconstruct`);
 see :func:`tensor_opts`. Arrays cross to numpy only at the numpy-only ops (Poisson, morphology,
 warp, anchors, dlib) through :func:`to_numpy`, and come back with :func:`to_device`.
 
@@ -38,10 +38,15 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def tensor_opts(rec) -> dict[str, Any]:
-    """``device=`` and ``dtype=`` of the edits' torch maths for ``rec``: the device of ``rec.image``
-    and its floating dtype (float32 when the image is not floating point)."""
+    """``device=`` and ``dtype=`` of the edits' torch maths for ``rec``: the device of ``rec.image``;
+    float64 when ``rec.image`` is float64, else float32."""
     img = rec.image
-    return {"device": img.device, "dtype": img.dtype if img.is_floating_point() else torch.float32}
+    return {"device": img.device, "dtype": torch.float64 if img.dtype == torch.float64 else torch.float32}
+
+
+def numpy_dtype(opts: dict[str, Any]) -> type:
+    """The numpy dtype matching ``opts["dtype"]`` (:func:`tensor_opts`): float64 or float32."""
+    return np.float64 if opts["dtype"] == torch.float64 else np.float32
 
 
 def to_device(a: np.ndarray, opts: dict[str, Any], *, keep_dtype: bool = False) -> torch.Tensor:

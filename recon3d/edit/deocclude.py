@@ -64,6 +64,7 @@ from ._common import (
     fit_camera,
     fit_light,
     model_of,
+    numpy_dtype,
     render_textured,
     tensor_opts,
     to_device,
@@ -108,7 +109,7 @@ class DeoccludeResult:
     """Output of :func:`deocclude`.
 
     All fields are torch tensors on the device of the reconstruction (``rec.image.device``); the
-    floating ones have its dtype (float32 for a reconstruction from :func:`recon3d.reconstruct.reconstruct`).
+    floating ones are float64 for a float64 ``rec.image``, else float32.
 
     Attributes:
         image: ``(H, W, 3)`` de-occluded photo; equal to the input outside ``occlusion_mask``.
@@ -467,7 +468,8 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
     """
     check_rec("deocclude()", rec)
     opts = tensor_opts(rec)
-    img = to_numpy(rec.image).astype(np.float32)
+    fdt = numpy_dtype(opts)
+    img = to_numpy(rec.image).astype(fdt)
     H, W = img.shape[:2]
     if mask is not None:
         um = to_numpy(mask)
@@ -488,8 +490,8 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
     ts = texture_size or min(int(rec.texture.shape[0]), 512)
     tex = occluder_free_texture(rec, omega, ts)
     out = render_textured(rec, verts_cam_of(rec), tex, (H, W), light=fit_light(rec))
-    rendered = to_numpy(out.image[0].clamp(0, 1)).astype(np.float32)
-    cov = to_numpy(out.mask[0, ..., 0].clamp(0, 1)).astype(np.float32)[..., None]
+    rendered = to_numpy(out.image[0].clamp(0, 1)).astype(fdt)
+    cov = to_numpy(out.mask[0, ..., 0].clamp(0, 1)).astype(fdt)[..., None]
     if omega.any():
         outside = omega & (cov[..., 0] < 0.999)
         base = diffuse_fill(img, outside) if outside.any() else img

@@ -43,7 +43,7 @@ from ..ops.morphology import diffuse_fill, erode
 from ..ops.poisson import poisson_blend
 from ..render import rasterize
 from ..render.warp import warp_triangles
-from ._common import albedo_texture, check_rec, fit_tensors, render_textured, to_device, to_numpy
+from ._common import albedo_texture, check_rec, fit_tensors, numpy_dtype, render_textured, to_device, to_numpy
 from .deocclude import occluder_free_texture
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class RotateResult:
     """One re-posed image.
 
     All fields are torch tensors on the device of the reconstruction (``rec.image.device``); the
-    floating ones have its dtype (float32 for a reconstruction from :func:`recon3d.reconstruct.reconstruct`).
+    floating ones are float64 for a float64 ``rec.image``, else float32.
 
     Attributes:
         image: ``(H, W, 3)`` float tensor in [0, 1], the whole edited photo.
@@ -87,9 +87,10 @@ class _Prep:
 
     def __init__(self, rec, texture_is_albedo, texture="recomplete"):
         self.rec = rec
-        self.image = to_numpy(rec.image).astype(np.float32)
-        self.H, self.W = self.image.shape[:2]
         ft = fit_tensors(rec)
+        self.np_dtype = numpy_dtype(ft.opts)
+        self.image = to_numpy(rec.image).astype(self.np_dtype)
+        self.H, self.W = self.image.shape[:2]
         self.opts, self.K, self.R, self.t, self.light = ft.opts, ft.K, ft.R, ft.t, ft.light
         self.faces, self.verts_cam = ft.faces, ft.verts_cam  # (F,3), (V,3)
         if texture == "recomplete":
@@ -135,18 +136,18 @@ def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateRes
     bg = diffuse_fill(wr.image, hole) if hole.any() else wr.image
     # the renderer composites the antialiased silhouette over the warped background itself
     out = render_textured(prep.rec, v_new[None], prep.albedo_tex, (H, W), light=prep.light, K=prep.K, background=bg)
-    comp = to_numpy(out.image[0].clamp(0, 1)).astype(np.float32)
+    comp = to_numpy(out.image[0].clamp(0, 1)).astype(prep.np_dtype)
     face = comp
     if blend and solid.any():
         band = solid & ~erode(solid, _SEAM_PX)
         # Dirichlet boundary: the background outside, the rendered face inside the band
         src = np.where(solid[..., None], face, comp)
         res = np.asarray(poisson_blend(comp.astype(np.float64), src.astype(np.float64), band))
-        comp = np.where(band[..., None], np.clip(res, 0, 1), comp).astype(np.float32)
+        comp = np.where(band[..., None], np.clip(res, 0, 1), comp).astype(prep.np_dtype)
     verts_model = (v_new - prep.t) @ prep.R  # R^T (v - t), row-vector form
     delta = torch.rad2deg(ypr_new - prep.ypr0)
     return RotateResult(
-        image=to_device(np.clip(comp, 0, 1).astype(np.float32), prep.opts), mask=to_device(solid, prep.opts),
+        image=to_device(np.clip(comp, 0, 1).astype(prep.np_dtype), prep.opts), mask=to_device(solid, prep.opts),
         filled=to_device(hole, prep.opts), verts_cam=v_new, verts_model=verts_model,
         pose_deg=torch.rad2deg(ypr_new), delta_deg=delta,
     )
