@@ -209,7 +209,7 @@ def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
         poses = to_numpy(poses).tolist()
     out = []
     for i, p in enumerate(poses):
-        a = np.asarray(to_numpy(p) if isinstance(p, torch.Tensor) else p, dtype=np.float64)
+        a = to_numpy(p).astype(np.float64)
         if a.ndim != 1 or len(a) not in (2, 3):
             raise ShapeError(f"{where}: poses[{i}] must be (2,) or (3,) (yaw, pitch[, roll]) degrees, "
                              f"got {tuple(a.shape)}")
