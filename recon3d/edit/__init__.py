@@ -7,7 +7,12 @@
   explain and replace them with the 3D face, Poisson-blended (thesis ch. 5 ``I_p``; see
   :mod:`recon3d.edit.deocclude`).
 
-All take a :class:`recon3d.reconstruct.Reconstruction`. See docs/EDITING.md.
+All take a :class:`recon3d.reconstruct.Reconstruction` and check its shapes (and those of the
+user's arrays: ``poses``, ``mask``, ``image`` / ``lmk_px``) with :func:`recon3d._checks.check_shapes`,
+raising :class:`recon3d.errors.ShapeError`. The torch maths runs on the reconstruction's device and
+floating dtype (``rec.image``); numpy-only steps (Poisson, morphology, warp, anchors, dlib) get their
+arrays through one named conversion, :func:`recon3d.edit._common.to_numpy`, and the tensors of the
+results are on the reconstruction's device. See docs/EDITING.md.
 """
 
 from ..ops.warp import WarpResult, triangulate

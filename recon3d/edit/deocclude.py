@@ -48,9 +48,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .._checks import check_shapes
 from ..assets import resolve
 from ..conventions import opencv_to_opengl_cam
-from ..errors import AssetError, ShapeError
+from ..errors import AssetError
 from ..nn.occluder import OCCLUDER_ASSET, occluder_probability
 from ..ops.geometry import vertex_normals
 from ..ops.morphology import diffuse_fill, dilate, disk, erode
@@ -58,7 +59,18 @@ from ..ops.poisson import poisson_paste
 from ..render import interpolate, rasterize, sh_shading
 from ..texture import uv_raster
 from ..texture.from_fit import texture_from_fit
-from ._common import _np, check_rec, render_textured, verts_cam_of
+from ._common import (
+    check_rec,
+    fit_camera,
+    fit_light,
+    model_of,
+    numpy_dtype,
+    render_textured,
+    tensor_opts,
+    to_device,
+    to_numpy,
+    verts_cam_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +89,7 @@ _HYST_LOW = 0.5
 
 @dataclass(frozen=True)
 class OcclusionEstimate:
-    """Output of :func:`detect_occlusion` (all ``(H, W)``).
+    """Output of :func:`detect_occlusion` (all ``(H, W)`` torch tensors on the device of the reconstruction).
 
     Attributes:
         face_mask: bool, the rendered 3DMM face region ``M_m``.
@@ -96,12 +108,15 @@ class OcclusionEstimate:
 class DeoccludeResult:
     """Output of :func:`deocclude`.
 
+    All fields are torch tensors on the device of the reconstruction (``rec.image.device``); the
+    floating ones are float64 for a float64 ``rec.image``, else float32.
+
     Attributes:
-        image: ``(H, W, 3)`` float32 de-occluded photo; equal to the input outside ``occlusion_mask``.
+        image: ``(H, W, 3)`` de-occluded photo; equal to the input outside ``occlusion_mask``.
         occlusion_mask: ``(H, W)`` bool, the pixels that were replaced.
         face_mask: ``(H, W)`` bool, rendered 3DMM face region.
         visible_face_mask: ``(H, W)`` bool, face pixels kept as they were (``face_mask & ~occlusion_mask``).
-        rendered: ``(H, W, 3)`` float32 the 3D face with the re-completed texture, relit (``I_m``).
+        rendered: ``(H, W, 3)`` the 3D face with the re-completed texture, relit (``I_m``).
         texture: ``(Ht, Wt, 3)`` the re-completed albedo texture (occluder texels excluded).
     """
 
@@ -113,23 +128,29 @@ class DeoccludeResult:
     texture: torch.Tensor
 
 
+def _fit_albedo(rec, m) -> torch.Tensor:
+    """``(1, V, 3)`` fitted per-vertex 3DMM albedo (clamped to [0, 1]) of model ``m`` (on the device of rec)."""
+    return m.albedo(rec.fit.params.albedo.detach().to(**tensor_opts(rec))).clamp(0, 1)
+
+
 def _render_model(rec):
-    """Fragments, lit 3DMM-albedo prediction, coverage and per-pixel region label at the fitted pose."""
+    """Fragments (torch, on the device of rec), and as numpy arrays: the lit 3DMM-albedo prediction,
+    coverage and per-pixel region label at the fitted pose."""
     H, W = rec.image.shape[:2]
-    m = rec.model.to("cpu")
+    m = model_of(rec)
     vc = verts_cam_of(rec)
-    K = rec.fit.camera.K.detach().float().cpu()
+    K = fit_camera(rec)[0]
     frags = rasterize(vc, m.faces, K, (H, W))
     cov = frags.tri_id[0] >= 0
-    albedo = m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1)
+    albedo = _fit_albedo(rec, m)
     n = interpolate(vertex_normals(vc, m.faces), frags, m.faces)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    shade = sh_shading(opencv_to_opengl_cam(n), rec.fit.params.light.detach().float().cpu())
+    shade = sh_shading(opencv_to_opengl_cam(n), fit_light(rec))
     pred = (interpolate(albedo, frags, m.faces) * shade)[0]
     labels = m.region_labels.long().clamp(0, 5)
-    onehot = torch.nn.functional.one_hot(labels, 6).float()[None]
+    onehot = torch.nn.functional.one_hot(labels, 6).to(vc.dtype)[None]
     lab = interpolate(onehot, frags, m.faces)[0].argmax(-1)
-    return frags, pred.numpy(), cov.numpy(), lab.numpy()
+    return frags, to_numpy(pred), to_numpy(cov), to_numpy(lab)
 
 
 def _features(img: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -311,19 +332,25 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
         net: an :class:`~recon3d.nn.occluder.OccluderNet` (default: the shipped weights).
 
     Returns:
-        :class:`OcclusionEstimate`.
+        :class:`OcclusionEstimate` (tensors on the device of ``rec``; ``score`` float32).
+
+    Raises:
+        ShapeError: ``rec`` has wrong shapes.
+        ValueError: an unknown ``cue``.
+        TypeError: ``rec`` is not a Reconstruction.
     """
 
     check_rec("detect_occlusion()", rec)
     cue = _resolve_cue(cue, net)
-    img = _np(rec.image).astype(np.float64)
+    opts = tensor_opts(rec)
+    img = to_numpy(rec.image).astype(np.float64)
     _, pred, cov, lab = _render_model(rec)
     face = cov
     n_face = int(face.sum())
     if n_face < 30:
         z = np.zeros(face.shape, bool)
-        return OcclusionEstimate(torch.from_numpy(face), torch.from_numpy(face), torch.from_numpy(z),
-                                 torch.zeros(face.shape))
+        return OcclusionEstimate(to_device(face, opts), to_device(face, opts), to_device(z, opts),
+                                 torch.zeros(face.shape, device=opts["device"]))
     size = np.sqrt(n_face)
     r = max(1, int(round(size / 60)))
     inner = erode(face, max(1, int(round(0.02 * size))))
@@ -341,15 +368,16 @@ def detect_occlusion(rec, *, threshold: float = 20.0, min_blob: float = 0.004, c
         occ = _photometric_mask(img, d2, lab, inner, threshold, min_blob * n_face, r)
     if cue in ("net", "both"):
 
-        prob = occluder_probability(img.astype(np.float32), rec.fit.lmk_px[0], net=net)
+        prob = occluder_probability(img.astype(np.float32), to_numpy(rec.fit.lmk_px[0]), net=net)
         occ_net = inner & (prob > 0.5)
         occ_net = ndimage.binary_opening(occ_net, disk(r))
         occ_net = ndimage.binary_fill_holes(ndimage.binary_closing(occ_net, disk(2 * r))) & inner
         occ = occ_net if cue == "net" else (occ | occ_net)
         d2 = np.where(face, np.maximum(d2, 2.0 * threshold * prob), 0.0)
     visible = face & ~occ
-    return OcclusionEstimate(face_mask=torch.from_numpy(face), visible_face_mask=torch.from_numpy(visible),
-                             occlusion_mask=torch.from_numpy(occ), score=torch.from_numpy(d2.astype(np.float32)))
+    return OcclusionEstimate(face_mask=to_device(face, opts), visible_face_mask=to_device(visible, opts),
+                             occlusion_mask=to_device(occ, opts), score=to_device(d2.astype(np.float32), opts,
+                                                                                  keep_dtype=True))
 
 
 #: the cue ``detect_occlusion(cue="auto")`` uses when the occluder network's weights are present
@@ -372,15 +400,15 @@ def _resolve_cue(cue: str, net) -> str:
     return DEFAULT_CUE
 
 
-def _occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
-    """Unwrap the photo again without the texels seen through ``occ``, de-light and complete it."""
-    m = rec.model.to("cpu")
+def occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
+    """Unwrap the photo again without the texels seen through ``occ`` (``(H, W)`` bool numpy), de-light
+    and complete it: ``(Ht, Wt, 3)`` on the device of ``rec`` (also the texture of :mod:`recon3d.edit.rotate`)."""
+    o = tensor_opts(rec)
+    m = model_of(rec)
     uvr = uv_raster(m, resolution=texture_size)
-    tex = texture_from_fit(rec.image.float().cpu()[None], verts_cam_of(rec), m.faces,
-                           rec.fit.camera.K.detach().float().cpu(), uvr,
-                           albedo_v=m.albedo(rec.fit.params.albedo.detach().float().cpu()).clamp(0, 1),
-                           light=rec.fit.params.light.detach().float().cpu(), exclude=torch.from_numpy(dilate(occ, 2)),
-                           delight=True, max_value=1.5, mirror=True, clamp=False)
+    tex = texture_from_fit(rec.image.to(**o)[None], verts_cam_of(rec), m.faces, fit_camera(rec)[0], uvr,
+                           albedo_v=_fit_albedo(rec, m), light=fit_light(rec),
+                           exclude=to_device(dilate(occ, 2), o), delight=True, max_value=1.5, mirror=True, clamp=False)
     return tex.texture[0].clamp(0, 1.5)
 
 
@@ -433,32 +461,37 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         :class:`DeoccludeResult`; its image equals the input wherever ``occlusion_mask`` is False.
 
     Raises:
-        ShapeError: ``mask`` is not ``(H, W)``.
+        ShapeError: ``mask`` is not ``(H, W)`` (or ``(H, W, 1|3|4)``) like ``rec.image``, or ``rec``
+            has wrong shapes.
+        ValueError: an unknown ``cue``.
+        TypeError: ``rec`` is not a Reconstruction.
     """
     check_rec("deocclude()", rec)
-    img = _np(rec.image).astype(np.float32)
+    opts = tensor_opts(rec)
+    fdt = numpy_dtype(opts)
+    img = to_numpy(rec.image).astype(fdt)
     H, W = img.shape[:2]
     if mask is not None:
-        um = _np(mask)
-        if um.ndim == 3 and um.shape[-1] in (1, 3, 4):
+        um = to_numpy(mask)
+        spec = "H W C" if um.ndim == 3 and um.shape[-1] in (1, 3, 4) else "H W"
+        check_shapes("deocclude()", **{"rec.image": (img, "H W 3"), "mask": (um, spec)})
+        if um.ndim == 3:
             um = um[..., 0]
-        if um.shape != (H, W):
-            raise ShapeError(f"deocclude(): mask must be ({H}, {W}) like the image, got {tuple(_np(mask).shape)}")
         occ = um > 0.5 if um.dtype != bool else um.copy()
         face = _render_model(rec)[2]
         omega = occ
         score = None
     else:
         est = detect_occlusion(rec, threshold=threshold, cue=cue)
-        face = est.face_mask.numpy()
-        occ = est.occlusion_mask.numpy()
-        score = est.score.numpy() / threshold
+        face = to_numpy(est.face_mask)
+        occ = to_numpy(est.occlusion_mask)
+        score = to_numpy(est.score) / threshold
         omega = dilate(occ, dilate_px) & erode(face, 1) if occ.any() else occ
     ts = texture_size or min(int(rec.texture.shape[0]), 512)
-    tex = _occluder_free_texture(rec, omega, ts)
-    out = render_textured(rec, verts_cam_of(rec), tex, (H, W), light=rec.fit.params.light.detach().float().cpu())
-    rendered = out.image[0].clamp(0, 1).numpy().astype(np.float32)
-    cov = out.mask[0, ..., 0].clamp(0, 1).numpy().astype(np.float32)[..., None]
+    tex = occluder_free_texture(rec, omega, ts)
+    out = render_textured(rec, verts_cam_of(rec), tex, (H, W), light=fit_light(rec))
+    rendered = to_numpy(out.image[0].clamp(0, 1)).astype(fdt)
+    cov = to_numpy(out.mask[0, ..., 0].clamp(0, 1)).astype(fdt)[..., None]
     if omega.any():
         outside = omega & (cov[..., 0] < 0.999)
         base = diffuse_fill(img, outside) if outside.any() else img
@@ -472,6 +505,6 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         result = np.where(omega[..., None], result, img)
     else:
         result = img.copy()
-    return DeoccludeResult(image=torch.from_numpy(result), occlusion_mask=torch.from_numpy(omega),
-                           face_mask=torch.from_numpy(face), visible_face_mask=torch.from_numpy(face & ~omega),
-                           rendered=torch.from_numpy(rendered), texture=tex)
+    return DeoccludeResult(image=to_device(result, opts), occlusion_mask=to_device(omega, opts),
+                           face_mask=to_device(face, opts), visible_face_mask=to_device(face & ~omega, opts),
+                           rendered=to_device(rendered, opts), texture=tex)

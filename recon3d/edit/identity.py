@@ -14,7 +14,10 @@ import logging
 import numpy as np
 
 from .._cache import cached
+from .._checks import check_shapes
 from ..detect.dlib_backend import dlib_model_path, dlib_module
+from ..errors import ShapeError
+from ._common import to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,7 @@ def _load_models():
     return dlib, rec, sp, dlib.get_frontal_face_detector()
 
 
-def _u8(image) -> np.ndarray:
-    a = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+def _u8(a: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
     return np.ascontiguousarray(a[..., :3])
@@ -54,11 +56,19 @@ def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
 
     Returns:
         ``(128,)`` float64, or None when no face is found.
+
+    Raises:
+        ShapeError: ``image`` is not ``(H, W, 3)`` (or ``(H, W, 4)``, alpha ignored), ``lmk_px`` not
+            ``(68, 2)`` or ``box`` not 4 numbers.
     """
+    image, lmk_px, box = (None if x is None else to_numpy(x) for x in (image, lmk_px, box))
+    dims = check_shapes("face_descriptor()", image=(image, "H W C"), lmk_px=(lmk_px, "68 2"), box=(box, "4"))
+    if dims["C"] not in (3, 4):
+        raise ShapeError(f"face_descriptor(): image must be (H, W, 3) (or (H, W, 4)), got {image.shape}")
     dlib, rec, sp, det = _models()
     img = _u8(image)
     if lmk_px is not None:
-        pts = np.asarray(lmk_px.detach().cpu() if hasattr(lmk_px, "detach") else lmk_px, dtype=np.float64)
+        pts = lmk_px.astype(np.float64)
         x0, y0 = pts.min(0)
         x1, y1 = pts.max(0)
         rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
@@ -81,7 +91,9 @@ def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
     >>> descriptor_distance(np.ones(2), np.zeros(2))
     1.4142135623730951
     """
-    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+    a, b = np.asarray(a), np.asarray(b)
+    check_shapes("descriptor_distance()", a=(a, "D"), b=(b, "D"))
+    return float(np.linalg.norm(a - b))
 
 
 def descriptor_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,4 +103,5 @@ def descriptor_cosine(a: np.ndarray, b: np.ndarray) -> float:
     0.7071067811865475
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
+    check_shapes("descriptor_cosine()", a=(a, "D"), b=(b, "D"))
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))

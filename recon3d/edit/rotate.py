@@ -34,11 +34,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import check_shapes
 from ..camera import matrix_to_pose_angles, pose_angles_to_matrix
+from ..errors import ShapeError
 from ..ops.anchors import ImageAnchors, head_centre, image_anchors, project_to_pixels
 from ..ops.geometry import mesh_boundary_vertices
 from ..ops.morphology import diffuse_fill, erode
-from ._common import _np, albedo_texture, check_rec, render_textured, verts_cam_of
+from ..ops.poisson import poisson_blend
+from ..render import rasterize
+from ..render.warp import warp_triangles
+from ._common import albedo_texture, check_rec, fit_tensors, numpy_dtype, render_textured, to_device, to_numpy
+from .deocclude import occluder_free_texture
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +58,11 @@ _SEAM_PX = 4
 class RotateResult:
     """One re-posed image.
 
+    All fields are torch tensors on the device of the reconstruction (``rec.image.device``); the
+    floating ones are float64 for a float64 ``rec.image``, else float32.
+
     Attributes:
-        image: ``(H, W, 3)`` float32 tensor in [0, 1], the whole edited photo.
+        image: ``(H, W, 3)`` float tensor in [0, 1], the whole edited photo.
         mask: ``(H, W)`` bool, pixels covered by the rendered (rotated) face.
         filled: ``(H, W)`` bool, pixels with no source in the photo, filled by diffusion.
         verts_cam: ``(V, 3)`` rotated face vertices, camera frame, metres.
@@ -72,30 +81,27 @@ class RotateResult:
 
 
 class _Prep:
-    """Everything about one reconstruction that does not depend on the target pose."""
+    """Everything about one reconstruction that does not depend on the target pose (torch tensors on
+    the reconstruction's device, see :func:`recon3d.edit._common.tensor_opts`; the photo also as the
+    numpy array the warp reads)."""
 
     def __init__(self, rec, texture_is_albedo, texture="recomplete"):
-        check_rec("rotate_face()", rec)
         self.rec = rec
-        self.image = _np(rec.image).astype(np.float32)
+        ft = fit_tensors(rec)
+        self.np_dtype = numpy_dtype(ft.opts)
+        self.image = to_numpy(rec.image).astype(self.np_dtype)
         self.H, self.W = self.image.shape[:2]
-        cam = rec.fit.camera
-        self.K = cam.K.detach().float().cpu()
-        self.R = cam.R.detach().float().cpu()[0]
-        self.t = cam.t.detach().float().cpu()[0]
-        self.verts_cam = verts_cam_of(rec)[0]  # (V,3)
-        self.light = rec.fit.params.light.detach().float().cpu()
+        self.opts, self.K, self.R, self.t, self.light = ft.opts, ft.K, ft.R, ft.t, ft.light
+        self.faces, self.verts_cam = ft.faces, ft.verts_cam  # (F,3), (V,3)
         if texture == "recomplete":
-            from .deocclude import _occluder_free_texture
-
             ts = min(int(rec.texture.shape[0]), 512)
-            self.albedo_tex = _occluder_free_texture(rec, np.zeros(self.image.shape[:2], bool), ts)
+            self.albedo_tex = occluder_free_texture(rec, np.zeros(self.image.shape[:2], bool), ts)
         elif texture == "reconstruction":
             self.albedo_tex, _ = albedo_texture(rec, is_albedo=texture_is_albedo)
         else:
             raise ValueError(f"rotate_face(): texture must be 'recomplete' or 'reconstruction', got {texture!r}")
-        self.centre = head_centre(rec.verts_model.detach().float().cpu(), self.R, self.t)
-        self.ypr0 = matrix_to_pose_angles(self.R[None].double())[0].float()
+        self.centre = head_centre(rec.verts_model.detach().to(**self.opts), self.R, self.t)
+        self.ypr0 = matrix_to_pose_angles(self.R[None].double())[0].to(self.opts["dtype"])
         self.boundary = mesh_boundary_vertices(rec.model.faces)
         self._anchor_setup()
 
@@ -107,49 +113,42 @@ class _Prep:
         self.zmax = float(self.verts_cam[:, 2].max())
 
     def rotation(self, ypr_new: torch.Tensor) -> torch.Tensor:
-        R_new = pose_angles_to_matrix(ypr_new[None].double())[0].float()
+        R_new = pose_angles_to_matrix(ypr_new[None].double())[0].to(self.opts["dtype"])
         return R_new @ self.R.T
 
 
 def _rotate_one(prep: _Prep, ypr_new: torch.Tensor, *, blend: bool) -> RotateResult:
-    from ..render.warp import warp_triangles
-
     D = prep.rotation(ypr_new)
     c = prep.centre
     v_new = (prep.verts_cam - c) @ D.T + c  # (V,3)
     H, W = prep.H, prep.W
-    # -- background: move boundary vertices and anchors, warp the photo -----------------------
+    # -- background: move boundary vertices and anchors, warp the photo (numpy) -----------------
     a = prep.anchors
-    z_b = v_new[prep.boundary][:, 2].numpy()
+    z_b = to_numpy(v_new[prep.boundary][:, 2])
     dst, z_anchor = a.moved(prep.K[0], D, c, v_new[prep.boundary])
     z_far = prep.zmax + 1.0
     z_a = a.anchor_w * z_anchor + (1 - a.anchor_w) * z_far
     z = np.concatenate([z_b, z_a, np.full(len(a.border_xy), z_far + 1.0)], 0)[a.keep]
     wr = warp_triangles(prep.image, a.src_all, dst, a.tris, depth=z)
     # -- the rotated face, relit -----------------------------------------------------------------
-    from ..render import rasterize
-
-    solid = (rasterize(v_new[None], prep.rec.model.faces.cpu(), prep.K, (H, W)).tri_id[0] >= 0).numpy()
+    solid = to_numpy(rasterize(v_new[None], prep.faces, prep.K, (H, W)).tri_id[0] >= 0)
     hole = (wr.stretched | ~wr.covered) & ~erode(solid, 1)
     bg = diffuse_fill(wr.image, hole) if hole.any() else wr.image
     # the renderer composites the antialiased silhouette over the warped background itself
-    out = render_textured(prep.rec, v_new[None], prep.albedo_tex, (H, W), light=prep.light, K=prep.K,
-                          background=torch.from_numpy(bg))
-    comp = out.image[0].clamp(0, 1).numpy().astype(np.float32)
+    out = render_textured(prep.rec, v_new[None], prep.albedo_tex, (H, W), light=prep.light, K=prep.K, background=bg)
+    comp = to_numpy(out.image[0].clamp(0, 1)).astype(prep.np_dtype)
     face = comp
     if blend and solid.any():
-        from ..ops.poisson import poisson_blend
-
         band = solid & ~erode(solid, _SEAM_PX)
         # Dirichlet boundary: the background outside, the rendered face inside the band
         src = np.where(solid[..., None], face, comp)
         res = np.asarray(poisson_blend(comp.astype(np.float64), src.astype(np.float64), band))
-        comp = np.where(band[..., None], np.clip(res, 0, 1), comp).astype(np.float32)
+        comp = np.where(band[..., None], np.clip(res, 0, 1), comp).astype(prep.np_dtype)
     verts_model = (v_new - prep.t) @ prep.R  # R^T (v - t), row-vector form
     delta = torch.rad2deg(ypr_new - prep.ypr0)
     return RotateResult(
-        image=torch.from_numpy(np.clip(comp, 0, 1).astype(np.float32)), mask=torch.from_numpy(solid),
-        filled=torch.from_numpy(hole), verts_cam=v_new, verts_model=verts_model,
+        image=to_device(np.clip(comp, 0, 1).astype(prep.np_dtype), prep.opts), mask=to_device(solid, prep.opts),
+        filled=to_device(hole, prep.opts), verts_cam=v_new, verts_model=verts_model,
         pose_deg=torch.rad2deg(ypr_new), delta_deg=delta,
     )
 
@@ -160,7 +159,8 @@ def _target(prep: _Prep, yaw_deg: float, pitch_deg: float, roll_deg: float, abso
             raise ValueError(f"rotate_face(): {name} must be a finite number of degrees, got {v!r}")
         if abs(v) > 90:
             raise ValueError(f"rotate_face(): |{name}| must be <= 90 degrees, got {v}")
-    d = torch.tensor([math.radians(yaw_deg), math.radians(pitch_deg), math.radians(roll_deg)])
+    d = torch.tensor([math.radians(yaw_deg), math.radians(pitch_deg), math.radians(roll_deg)],
+                     dtype=prep.ypr0.dtype, device=prep.ypr0.device)
     if absolute:
         return torch.stack([d[0], d[1], prep.ypr0[2] + d[2]])
     return prep.ypr0 + d
@@ -185,16 +185,36 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
 
     Returns:
         One :class:`RotateResult` per pose.
+
+    Raises:
+        ShapeError: ``poses`` is not ``(N, 2)`` / ``(N, 3)`` (or a pose not 2 or 3 angles), or ``rec``
+            has wrong shapes.
+        ValueError: non-finite angles or angles beyond 90 degrees; an unknown ``texture``.
+        TypeError: ``rec`` is not a Reconstruction.
     """
+    check_rec("rotate_views()", rec)
+    poses = _check_poses("rotate_views()", poses)
     prep = _Prep(rec, texture_is_albedo, texture)
+    return [_rotate_one(prep, _target(prep, *p, absolute), blend=blend) for p in poses]
+
+
+def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
+    """``poses`` (an ``(N, 2)`` / ``(N, 3)`` array or tensor, or an iterable of 2- or 3-sequences) as
+    ``(yaw, pitch, roll)`` float triples (roll 0 when missing)."""
+    if hasattr(poses, "shape"):
+        dims = check_shapes(where, poses=(poses, "N P"))
+        if dims["P"] not in (2, 3):
+            raise ShapeError(f"{where}: poses must be (N, 2) or (N, 3) (yaw, pitch[, roll]) degrees, "
+                             f"got {tuple(poses.shape)}")
+        poses = to_numpy(poses).tolist()
     out = []
-    for p in poses:
-        p = tuple(float(x) for x in p)
-        if len(p) not in (2, 3):
-            raise ValueError(f"rotate_views(): each pose must be (yaw, pitch[, roll]) degrees, got {p}")
-        yaw, pitch = p[0], p[1]
-        roll = p[2] if len(p) == 3 else 0.0
-        out.append(_rotate_one(prep, _target(prep, yaw, pitch, roll, absolute), blend=blend))
+    for i, p in enumerate(poses):
+        a = to_numpy(p).astype(np.float64)
+        if a.ndim != 1 or len(a) not in (2, 3):
+            raise ShapeError(f"{where}: poses[{i}] must be (2,) or (3,) (yaw, pitch[, roll]) degrees, "
+                             f"got {tuple(a.shape)}")
+        p = tuple(float(x) for x in a)
+        out.append((p[0], p[1], p[2] if len(p) == 3 else 0.0))
     return out
 
 
@@ -219,6 +239,7 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
         ValueError: non-finite angles or angles beyond 90 degrees.
         TypeError: ``rec`` is not a Reconstruction.
     """
+    check_rec("rotate_face()", rec)
     return rotate_views(rec, [(yaw_deg, pitch_deg, roll_deg)], absolute=absolute, blend=blend, texture=texture,
                         texture_is_albedo=texture_is_albedo)[0]
 
@@ -226,5 +247,6 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
 def frontalize(rec, *, blend: bool = True, texture: str = "recomplete",
                texture_is_albedo: bool | None = None) -> RotateResult:
     """Rotate the head to yaw = pitch = 0 (roll kept): :func:`rotate_face` with ``absolute=True``."""
+    check_rec("frontalize()", rec)
     return rotate_face(rec, yaw_deg=0.0, pitch_deg=0.0, absolute=True, blend=blend, texture=texture,
                        texture_is_albedo=texture_is_albedo)

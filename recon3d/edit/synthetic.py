@@ -63,7 +63,7 @@ def make_synthetic_reconstruction(*, size: int = 160, yaw_deg: float = 10.0, pit
 
     uvr = uv_raster(model, resolution=texture_size)
     tex = texture_from_fit(image[None], verts_cam, model.faces, K, uvr, albedo_v=albedo_v,
-                           light=params.light.detach().float().cpu())
+                           light=params.light.detach().float())
     lmk_px = cam.project(model.landmarks(verts_model))
     fit = FitResult(params=params, camera=cam, verts_model=verts_model, verts_cam=verts_cam, lmk_px=lmk_px,
                     pose_deg=torch.rad2deg(ypr)[None], face_mask=out.mask[..., 0], converged=True)

@@ -61,29 +61,30 @@ class ImageAnchors:
         w = self.anchor_w[:, None]
         dst_a = w * project_to_pixels(K, a3r) + (1 - w) * self.anchor_xy
         dst = np.concatenate([project_to_pixels(K, boundary_cam), dst_a, self.border_xy], 0)[self.keep]
-        return dst, a3r[:, 2].numpy()
+        return dst, a3r[:, 2].detach().cpu().numpy()
 
 
 def project_to_pixels(K: torch.Tensor, X: torch.Tensor) -> np.ndarray:
-    """Pixel positions ``(N, 2)`` float64 of camera-frame points ``(N, 3)`` under intrinsics ``K``
-    (depth clamped at 1e-6)."""
+    """Pixel positions ``(N, 2)`` float64 (numpy) of camera-frame points ``(N, 3)`` under intrinsics ``K``
+    (depth clamped at 1e-6); the tensors may be on any device."""
     p = X @ K.T
-    return (p[:, :2] / p[:, 2:3].clamp_min(1e-6)).numpy().astype(np.float64)
+    return (p[:, :2] / p[:, 2:3].clamp_min(1e-6)).detach().cpu().numpy().astype(np.float64)
 
 
 def head_centre(verts_model: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Rotation centre of the head, camera frame: the vertex centroid pushed back (model -Z) by 0.35
     face widths."""
     width = float(verts_model[:, 0].max() - verts_model[:, 0].min())
-    c_model = verts_model.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width], dtype=verts_model.dtype)
+    c_model = verts_model.mean(0) - torch.tensor([0.0, 0.0, 0.35 * width], dtype=verts_model.dtype,
+                                                 device=verts_model.device)
     return R @ c_model + t
 
 
 def backproject(K: torch.Tensor, xy: np.ndarray, z: np.ndarray) -> torch.Tensor:
-    """Camera-frame points at depth ``z`` under pixels ``xy``."""
+    """Camera-frame points at depth ``z`` under pixels ``xy`` (float32, on the device of ``K``)."""
     Kinv = torch.linalg.inv(K.double()).float()
-    h = torch.from_numpy(np.concatenate([xy, np.ones((len(xy), 1))], 1).astype(np.float32))
-    return (h @ Kinv.T) * torch.from_numpy(z.astype(np.float32))[:, None]
+    h = torch.from_numpy(np.concatenate([xy, np.ones((len(xy), 1))], 1).astype(np.float32)).to(K.device)
+    return (h @ Kinv.T) * torch.from_numpy(z.astype(np.float32)).to(K.device)[:, None]
 
 
 def image_anchors(verts_cam: torch.Tensor, boundary: np.ndarray, K: torch.Tensor, H: int, W: int) -> ImageAnchors:
