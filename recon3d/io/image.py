@@ -169,6 +169,10 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str, 
             "(checked from the header, nothing decoded; raise the limit with max_pixels= or --max-pixels if intended)"
         )
     mode = pil.mode
+    n_frames = int(getattr(pil, "n_frames", 1) or 1)
+    if n_frames > 1:
+        log.warning("load_image(): %s has %d frames/pages (animated or multi-page file); using the first one",
+                    name, n_frames)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
