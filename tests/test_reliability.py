@@ -25,7 +25,6 @@ from toy_cli import FAST, fake_detect, harness, toy_landmarks, write_image
 import recon3d.reconstruct
 from pipelines import reconstruct as cli
 from recon3d.batch import collect_jobs, unique_names
-from recon3d.io.atomic import clean_stale_temps, is_temp_name, temp_name
 from recon3d.morphable.model import save_model
 from recon3d.morphable.toy import make_toy_model
 
@@ -133,6 +132,8 @@ def test_concurrent_writers_and_a_reader_never_see_a_missing_or_partial_folder(t
 
 
 def test_resume_cleans_temp_folders_of_killed_runs_only(tmp_path, toy, detect):
+    from recon3d.io.atomic import clean_stale_temps, is_temp_name, temp_name
+
     write_image(tmp_path / "x.png")
     out = tmp_path / "out"
     out.mkdir()
@@ -157,10 +158,12 @@ def test_kill9_mid_batch_then_resume_completes_everything(tmp_path, toy, detect)
     args = [str(inp), "--out", str(out), "--model", str(toy[0]), *FAST]
     proc = subprocess.Popen([*harness(tmp_path, toy[1]), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()
-    while time.time() - t0 < 120 and proc.poll() is None:
-        if out.is_dir() and sum(p.is_dir() and not p.name.startswith(".") for p in out.iterdir()) >= 2:
+    while time.time() - t0 < 120 and proc.poll() is None:  # kill while a folder is being written
+        names = [p.name for p in out.iterdir()] if out.is_dir() else []
+        done = sum(not n.startswith(".") for n in names)
+        if (done >= 1 and any(n.startswith(".") for n in names)) or done >= 4:
             break
-        time.sleep(0.01)
+        time.sleep(0.002)
     proc.kill()  # SIGKILL, mid-way
     proc.wait()
     assert cli.main([*args, "--resume"]) == 0
