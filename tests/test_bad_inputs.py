@@ -85,7 +85,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     verts = "\n".join(f"v {x} {y} 0" for x, y in ((0, 0), (1, 0), (0, 1)))
     for name, text in {"nan.obj": verts.replace("v 1 0 0", "v nan 0 0") + "\nf 1 2 3\n",
                        "inf.obj": verts.replace("v 0 1 0", "v 0 inf 0") + "\nf 1 2 3\n",
-                       "garbage.obj": "this is not a mesh\n", "badindex.obj": verts + "\nf 1 2 9\n"}.items():
+                       "garbage.obj": "this is not a mesh\n", "ok.obj": verts + "\nf 1 2 3\n", "badindex.obj": verts + "\nf 1 2 9\n"}.items():
         f[name] = d / name
         f[name].write_text(text)
     f["random.glb"] = d / "random.glb"
@@ -169,6 +169,8 @@ CASES = {
     "viewer-missing": ("viewer", _view("missing.obj"), 2, "does not exist"),
     "viewer-text": ("viewer", _view("afile"), 2, "expected a folder"),
     "viewer-nothing": ("viewer", lambda f, out: [], 2, "PATH is required"),
+    "viewer-shot-under-file": ("viewer", lambda f, out: [str(f["ok.obj"]), "--screenshot", str(f["afile"] / "s.png")], 1,
+                               "cannot create folder"),
 }
 
 

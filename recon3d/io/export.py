@@ -5,7 +5,7 @@
 ``extras``, ``<name>_texture_visible.png``, ``<name>_texture_mask.png``, ``<name>_overlay.png``,
 ``<name>_input.png`` and ``<name>_landmarks.txt`` (68 lines "x y", 0-based pixels).
 
-* :func:`write_reconstruction` writes it atomically (a temporary sibling folder, renamed at the end);
+* :func:`write_reconstruction` writes it atomically (a temporary sibling folder, swapped in at the end);
 * :func:`read_export` reads it back (:class:`ExportedFace`: the files found and the parsed JSON), for
   the viewer and for ``--resume`` (:meth:`ExportedFace.is_complete`, :func:`is_exported`);
 * :func:`reconstruction_mesh` and :func:`reconstruction_params` are the mesh and the JSON content.
