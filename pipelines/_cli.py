@@ -31,13 +31,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 def prepare(args, out_root) -> int | None:
     """The checks every batch verb does before any work, and the run-time settings: ``--device``
-    exists here, ``--max-pixels`` is positive, ``out_root`` can be written; then ``--seed`` and
-    ``--deterministic``. Prints a one-line error and returns 2 (usage error), else ``None``."""
+    exists here, ``--max-pixels`` is positive, ``out_root`` can be written; then the temporary
+    folders of killed runs in ``out_root`` are removed, and ``--seed`` and ``--deterministic`` set.
+    Prints a one-line error and returns 2 (usage error), else ``None``."""
     import torch
 
     from recon3d._checks import check_device
     from recon3d.errors import Recon3DError
-    from recon3d.io.atomic import check_output_dir
+    from recon3d.io.atomic import check_output_dir, clean_stale_temps
 
     if args.max_pixels <= 0:
         print("error: --max-pixels must be > 0", file=sys.stderr)
@@ -52,6 +53,7 @@ def prepare(args, out_root) -> int | None:
     except Recon3DError as e:
         print(f"error: --out: {e}", file=sys.stderr)
         return 2
+    clean_stale_temps(out_root)  # only those of processes that no longer run
     torch.manual_seed(args.seed)
     if args.deterministic:
         torch.set_num_threads(1)

@@ -8,8 +8,8 @@ Writes ``OUT/<stem>/`` per face: ``<stem>.obj`` + ``.mtl`` + ``<stem>_texture.pn
 texture; and/or ``.glb``/``.ply``), ``<stem>.json`` (pose in degrees, camera, coefficients, model,
 timings), the visible-only texture and its mask, an overlay image and the 68 landmarks. Each folder
 is written atomically; ``--resume`` skips inputs whose folders are complete (and were made from
-that same input) and removes the temporary folders of killed runs. One bad image never stops a
-batch. Exit codes: 0 all succeeded, 1 some failed (listed at the end), 2 usage error (bad options,
+that same input); every run first removes the temporary folders of killed runs. One bad image
+never stops a batch. Exit codes: 0 all succeeded, 1 some failed (listed at the end), 2 usage error (bad options,
 an unknown or absent ``--device``, an ``--out`` that cannot be written), before any work.
 """
 
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from recon3d.batch import Outcome, exported, source_id
     from recon3d.errors import Recon3DError
-    from recon3d.io.atomic import clean_stale_temps
     from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
 
     named, missing = collect_jobs(args.demo, args.inputs, all_faces=args.all_faces)
@@ -108,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
         return Outcome("\n".join(lines), tuple(out_root / rec.name for rec in recs))
 
-    done = None
-    if args.resume:
-        clean_stale_temps(out_root)  # the half-written folders of a killed run
-        done = exported(out_root, args.export, all_faces=args.all_faces)
+    done = exported(out_root, args.export, all_faces=args.all_faces) if args.resume else None
     return run_jobs(named, process, desc="reconstruct", out_root=out_root, missing=missing, quiet=args.quiet,
                     verbose=args.verbose, done=done)
 

@@ -296,6 +296,15 @@ def test_a_file_where_the_face_folder_goes_fails_before_reconstructing(tmp_path,
     assert (tmp_path / "o" / "x").read_text() == "mine"
 
 
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write read-only folders")
+def test_read_only_out_is_a_usage_error_before_any_work(tmp_path, toy, detect, capsys):
+    write_image(tmp_path / "x.png")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    assert _run(toy, tmp_path / "x.png", "--out", ro / "sub") == 2
+    assert "cannot create output folder" in capsys.readouterr().err and not detect
+
+
 # -- 7. permissions ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_outputs_follow_the_umask(tmp_path, toy, detect, umask):
