@@ -131,6 +131,28 @@ def test_concurrent_writers_and_a_reader_never_see_a_missing_or_partial_folder(t
     assert _complete(target) and not _temps(tmp_path)
 
 
+@pytest.mark.parametrize("exchange", [True, False])
+def test_replace_dir_with_and_without_an_atomic_exchange(tmp_path, monkeypatch, exchange):
+    import recon3d.io.atomic as atomic
+
+    if not exchange:  # an OS without renameat2 / renamex_np: rename aside, then in
+        monkeypatch.setattr(atomic, "_swap_function", lambda: None)
+    target = tmp_path / "t"
+    for k in range(3):
+        with atomic.atomic_dir(target) as d:
+            (d / "f.txt").write_text(str(k))
+        assert (target / "f.txt").read_text() == str(k)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(atomic.OutputError, match="not a folder"):
+        with atomic.atomic_dir(tmp_path / "file") as d:
+            pass
+    with pytest.raises(atomic.OutputError, match="not a folder"):
+        new = tmp_path / "new"
+        new.mkdir()
+        atomic.replace_dir(new, tmp_path / "file")
+
+
 def test_resume_cleans_temp_folders_of_killed_runs_only(tmp_path, toy, detect):
     from recon3d.io.atomic import clean_stale_temps, is_temp_name, temp_name
 

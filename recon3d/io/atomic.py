@@ -16,8 +16,8 @@ masked by the umask (never ``mkstemp``'s 0600 / ``mkdtemp``'s 0700).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import re
 import secrets
@@ -81,10 +81,11 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+@functools.cache
 def _swap_function():
-    """``swap(a, b) -> bool`` exchanging two paths atomically, or None where the OS cannot."""
+    """``swap(a, b)`` exchanging two paths atomically, or None where the OS cannot (looked up once)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL("libc.dylib" if sys.platform == "darwin" else None, use_errno=True)
     except OSError:
         return None
     if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
@@ -108,8 +109,6 @@ def _swap_function():
     return None
 
 
-_SWAP = _swap_function()
-
 
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
     """Put the folder ``new`` at ``target``, replacing a folder there, atomically where the OS can
@@ -129,9 +128,10 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
                 raise OutputError(f"{target}: exists and is not a folder; move it away") from None
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise OutputError(f"{target}: cannot write ({oserror_message(e)})") from None
-        if _SWAP is not None:
+        swap = _swap_function()
+        if swap is not None:
             try:
-                _SWAP(str(new), str(target))
+                swap(str(new), str(target))
             except OSError as e:
                 if e.errno == errno.ENOENT:  # the target vanished meanwhile: rename again
                     continue
@@ -149,7 +149,10 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:
         try:
             os.rename(new, target)
         except OSError:
-            os.rename(old, target) if not target.exists() else None
+            if target.exists():  # another writer's folder went in meanwhile: drop the old one, retry
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(old, target)  # put the old folder back, retry
             continue
         shutil.rmtree(old, ignore_errors=True)
         return
