@@ -43,6 +43,9 @@ def prepare(args, out_root) -> int | None:
     if args.max_pixels <= 0:
         print("error: --max-pixels must be > 0", file=sys.stderr)
         return 2
+    if not 0 <= args.seed < 2**63:
+        print("error: --seed must be within [0, 2**63)", file=sys.stderr)
+        return 2
     try:
         check_device(args.device)
     except Recon3DError as e:

@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
         return 2
+    if not (0 < args.threshold < float("inf")) or not 16 <= args.texture_size <= 8192:
+        print("error: --threshold must be a positive number and --texture-size within [16, 8192]", file=sys.stderr)
+        return 2
     out_root = Path(args.out)
     if (rc := prepare(args, out_root)) is not None:
         return rc

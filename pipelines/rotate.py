@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: angles must be within [-90, 90] degrees, got {bad}", file=sys.stderr)
         return 2
-    if args.grid_size < 16 or not 16 <= args.texture_size <= 8192:
-        print("error: --grid-size must be >= 16 and --texture-size within [16, 8192]", file=sys.stderr)
+    if not 16 <= args.grid_size <= 4096 or not 16 <= args.texture_size <= 8192:
+        print("error: --grid-size must be within [16, 4096] and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
 
     out_root = Path(args.out)

@@ -647,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: PATH is required (or --demo)", file=sys.stderr)
         return 2
+    if not (np.isfinite(args.yaw) and np.isfinite(args.pitch)):
+        print("error: --yaw and --pitch must be finite numbers of degrees", file=sys.stderr)
+        return 2
     try:
         _o3d.import_open3d()
     except BackendUnavailableError as e:
