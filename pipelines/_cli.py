@@ -20,8 +20,56 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cpu; e.g. cuda)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="bit-reproducible results for a given --seed: one CPU thread and deterministic "
+                        "torch algorithms (slower; see README 'Reproducibility')")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+                   help="refuse images larger than N pixels (default 50 000 000), checked before decoding")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging; -v also shows tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def prepare(args, out_root) -> int | None:
+    """The checks every batch verb does before any work, and the run-time settings: ``--device``
+    exists here, ``--max-pixels`` is positive, ``out_root`` can be written; then the temporary
+    folders of killed runs in ``out_root`` are removed, and ``--seed`` and ``--deterministic`` set.
+    Prints a one-line error and returns 2 (usage error), else ``None``."""
+    import torch
+
+    from recon3d._checks import check_device
+    from recon3d.errors import Recon3DError
+    from recon3d.io.atomic import check_output_dir, clean_stale_temps
+
+    if args.max_pixels <= 0:
+        print("error: --max-pixels must be > 0", file=sys.stderr)
+        return 2
+    if not 0 <= args.seed < 2**63:
+        print("error: --seed must be within [0, 2**63)", file=sys.stderr)
+        return 2
+    try:
+        check_device(args.device)
+    except Recon3DError as e:
+        print(f"error: --device: {e}", file=sys.stderr)
+        return 2
+    try:
+        check_output_dir(out_root)
+    except Recon3DError as e:
+        print(f"error: --out: {e}", file=sys.stderr)
+        return 2
+    clean_stale_temps(out_root)  # only those of processes that no longer run
+    torch.manual_seed(args.seed)
+    if args.deterministic:
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return None
+
+
+def check_job_folder(folder) -> None:
+    """Raise ``OutputError`` before any work when a file is where the job's output folder goes."""
+    from recon3d.io.atomic import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder; move it away")
 
 
 def demo_image(name: str):
@@ -38,11 +86,11 @@ def demo_image(name: str):
     raise ValueError(f"unknown demo {name!r}; choose from {DEMOS}")
 
 
-def collect_jobs(demo: str | None, inputs: list[str]):
+def collect_jobs(demo: str | None, inputs: list[str], all_faces: bool = False):
     """:func:`recon3d.batch.collect_jobs` with ``--demo`` first: ``(jobs, missing)``."""
     from recon3d.batch import collect_jobs as _collect
 
-    return _collect(inputs, prepend=[demo_image(demo)] if demo else [])
+    return _collect(inputs, prepend=[demo_image(demo)] if demo else [], all_faces=all_faces)
 
 
 def run_jobs(jobs, process, *, desc: str, out_root, missing=(), quiet: bool = False, verbose: int = 0,

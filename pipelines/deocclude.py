@@ -7,8 +7,8 @@
 Per image, into ``OUT/<stem>/``: ``<stem>_deoccluded.png``, ``<stem>_occlusion_mask.png`` (white =
 replaced), ``<stem>_face_mask.png`` (rendered 3DMM face region), ``<stem>_rendered.png`` (the relit
 3D face used as the fill) and ``<stem>_deocclude.json``. ``--mask`` (one input only) replaces the
-automatic detection; any non-black pixel is occluded. One bad image never stops a batch. Exit
-codes: 0 all succeeded, 1 some failed, 2 usage error.
+automatic detection; any non-black pixel is occluded. The folder is written atomically. One bad
+image never stops a batch. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from pathlib import Path
 from pipelines._cli import (
     DEMOS,
     add_common,
+    check_job_folder,
     collect_jobs,
     describe_input,
     load_model_arg,
+    prepare,
     run_jobs,
     setup_logging,
 )
@@ -53,21 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
     import recon3d.reconstruct as api
     from recon3d.edit import deocclude
+    from recon3d.errors import ImageError
     from recon3d.io import save_image
+    from recon3d.io.atomic import atomic_dir
 
-    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    check_job_folder(out_root / stem)
+    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast, max_pixels=args.max_pixels)
     rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
+    if user_mask is not None and tuple(user_mask.shape) != tuple(rec.image.shape[:2]):
+        raise ImageError(f"--mask is {user_mask.shape[1]}x{user_mask.shape[0]} pixels but the image is "
+                         f"{rec.image.shape[1]}x{rec.image.shape[0]}; they must be the same size")
     res = deocclude(rec, mask=user_mask, threshold=args.threshold, cue=args.cue)
-    out = out_root / stem
-    out.mkdir(parents=True, exist_ok=True)
-    save_image(out / f"{stem}_deoccluded.png", res.image)
-    for name, m in (("occlusion_mask", res.occlusion_mask), ("face_mask", res.face_mask)):
-        save_image(out / f"{stem}_{name}.png", m.float()[..., None].expand(-1, -1, 3))
-    save_image(out / f"{stem}_rendered.png", res.rendered)
     n_occ, n_face = int(res.occlusion_mask.sum()), int(res.face_mask.sum())
-    (out / f"{stem}_deocclude.json").write_text(json.dumps({
-        "input": describe_input(src, stem), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
-        "threshold": args.threshold, "cue": args.cue}, indent=1))
+    out = out_root / stem
+    with atomic_dir(out) as tmp:  # the folder appears complete, or not at all
+        save_image(tmp / f"{stem}_deoccluded.png", res.image)
+        for name, m in (("occlusion_mask", res.occlusion_mask), ("face_mask", res.face_mask)):
+            save_image(tmp / f"{stem}_{name}.png", m.float()[..., None].expand(-1, -1, 3))
+        save_image(tmp / f"{stem}_rendered.png", res.rendered)
+        (tmp / f"{stem}_deocclude.json").write_text(json.dumps({
+            "input": describe_input(src, stem), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
+            "threshold": args.threshold, "cue": args.cue}, indent=1), encoding="utf-8")
     return f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
 
 
@@ -79,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
         return 2
-    import torch
-
+    if not (0 < args.threshold < float("inf")) or not 16 <= args.texture_size <= 8192:
+        print("error: --threshold must be a positive number and --texture-size within [16, 8192]", file=sys.stderr)
+        return 2
+    out_root = Path(args.out)
+    if (rc := prepare(args, out_root)) is not None:
+        return rc
     from recon3d.errors import Recon3DError
 
-    torch.manual_seed(args.seed)
     jobs, missing = collect_jobs(args.demo, args.inputs)
     if args.mask is not None and len(jobs) != 1:
         print("error: --mask needs exactly one input image", file=sys.stderr)
@@ -102,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    out_root = Path(args.out)
     return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root, user_mask), desc="deocclude",
                     out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
 

@@ -7,8 +7,10 @@
 Writes ``OUT/<stem>/`` per face: ``<stem>.obj`` + ``.mtl`` + ``<stem>_texture.png`` (completed UV
 texture; and/or ``.glb``/``.ply``), ``<stem>.json`` (pose in degrees, camera, coefficients, model,
 timings), the visible-only texture and its mask, an overlay image and the 68 landmarks. Each folder
-is written atomically; ``--resume`` skips faces whose folder is complete. One bad image never stops
-a batch. Exit codes: 0 all succeeded, 1 some failed (listed at the end), 2 usage error.
+is written atomically; ``--resume`` skips inputs whose folders are complete (and were made from
+that same input); every run first removes the temporary folders of killed runs. One bad image
+never stops a batch. Exit codes: 0 all succeeded, 1 some failed (listed at the end), 2 usage error (bad options,
+an unknown or absent ``--device``, an ``--out`` that cannot be written), before any work.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, collect_jobs, load_model_arg, run_jobs, setup_logging
+from pipelines._cli import (
+    DEMOS,
+    add_common,
+    check_job_folder,
+    collect_jobs,
+    load_model_arg,
+    prepare,
+    run_jobs,
+    setup_logging,
+)
 
 log = logging.getLogger("pipelines.reconstruct")
 
@@ -60,14 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --texture-size must be between 16 and 8192", file=sys.stderr)
         return 2
 
-    import torch
+    out_root = Path(args.out)
+    if (rc := prepare(args, out_root)) is not None:
+        return rc
 
-    from recon3d.batch import Outcome, exported
+    from recon3d.batch import Outcome, exported, source_id
     from recon3d.errors import Recon3DError
     from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
 
-    torch.manual_seed(args.seed)
-    named, missing = collect_jobs(args.demo, args.inputs)
+    named, missing = collect_jobs(args.demo, args.inputs, all_faces=args.all_faces)
     if args.landmarks and len(named) != 1:
         print("error: --landmarks needs exactly one input image", file=sys.stderr)
         return 2
@@ -77,22 +89,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
-                            delight=args.delight, mirror=not args.no_mirror, detector=args.detector)
-    out_root = Path(args.out)
+                            delight=args.delight, mirror=not args.no_mirror, detector=args.detector,
+                            max_pixels=args.max_pixels)
 
     def process(job) -> Outcome:
         t0 = time.perf_counter()
+        check_job_folder(out_root / job.name)
         recs = reconstruct_all(job.source, model=model, landmarks=args.landmarks, config=cfg,
                                all_faces=args.all_faces, device=args.device, name=job.name)
         lines = []
-        for rec in recs:
-            save_reconstruction(rec, out_root / rec.name, formats=args.export, extras=not args.no_extras)
+        for i, rec in enumerate(recs):
+            batch = {"source": source_id(job.source), "job": job.name, "face": i, "n_faces": len(recs),
+                     "all_faces": args.all_faces}
+            save_reconstruction(rec, out_root / rec.name, formats=args.export, extras=not args.no_extras, batch=batch)
             pose = rec.pose_deg
             lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "
                          f"{time.perf_counter() - t0:.1f} s -> {out_root / rec.name}")
         return Outcome("\n".join(lines), tuple(out_root / rec.name for rec in recs))
 
-    done = exported(out_root, args.export) if args.resume else None
+    done = exported(out_root, args.export, all_faces=args.all_faces) if args.resume else None
     return run_jobs(named, process, desc="reconstruct", out_root=out_root, missing=missing, quiet=args.quiet,
                     verbose=args.verbose, done=done)
 

@@ -8,8 +8,8 @@ Per image, into ``OUT/<stem>/``: one PNG per pose (``<stem>_yaw+15_pitch+0.png``
 changes of pose, or the target pose with ``--absolute``), ``<stem>_frontal.png`` with
 ``--frontalize``, ``<stem>_grid.png`` (input then every pose, side by side), ``<stem>_turntable.gif``
 with ``--gif``, the rotated meshes ``<stem>_yaw+15_pitch+0.obj`` (model frame, with the completed
-texture) and ``<stem>_rotate.json``. One bad image never stops a batch. Exit codes: 0 all
-succeeded, 1 some failed, 2 usage error.
+texture) and ``<stem>_rotate.json``; the folder is written atomically. One bad image never stops a
+batch. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
 """
 
 from __future__ import annotations
@@ -19,15 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines._cli import (
-    DEMOS,
-    add_common,
-    collect_jobs,
-    describe_input,
-    load_model_arg,
-    run_jobs,
-    setup_logging,
-)
+from pipelines._cli import DEMOS, add_common, check_job_folder, collect_jobs, describe_input, load_model_arg  # isort: skip
+from pipelines._cli import prepare, run_jobs, setup_logging  # isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,41 +70,42 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
     import recon3d.reconstruct as api
     from recon3d.edit import frontalize, rotate_views
     from recon3d.io import save_image
+    from recon3d.io.atomic import atomic_dir
     from recon3d.io.export import reconstruction_mesh
     from recon3d.io.mesh import save_mesh
 
-    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast)
+    check_job_folder(out_root / stem)
+    cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast, max_pixels=args.max_pixels)
     rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     poses = [(y, p) for p in args.pitch for y in (args.yaw if args.yaw is not None else [-30.0, -15.0, 0.0, 15.0, 30.0])]
     results = rotate_views(rec, poses, absolute=args.absolute, blend=not args.no_blend)
-    out = out_root / stem
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
-    for (yaw, pitch), r in zip(poses, results, strict=True):
-        name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
-        save_image(out / f"{name}.png", r.image)
-        entry = {"yaw": yaw, "pitch": pitch, "image": f"{name}.png", "pose_deg": r.pose_deg.tolist(),
-                 "filled_px": int(r.filled.sum())}
-        if not args.no_mesh:
-            mesh = reconstruction_mesh(rec).replace(verts=r.verts_model.numpy(), normals=None)
-            save_mesh(out / f"{name}.obj", mesh, texture_name=f"{stem}_texture.png")
-            entry["mesh"] = f"{name}.obj"
-        record["outputs"].append(entry)
-    grid_imgs = [rec.image] + [r.image for r in results]
-    if args.frontalize:
-        f = frontalize(rec, blend=not args.no_blend)
-        save_image(out / f"{stem}_frontal.png", f.image)
-        record["frontal"] = {"image": f"{stem}_frontal.png", "pose_deg": f.pose_deg.tolist()}
-        grid_imgs.append(f.image)
-    _grid(grid_imgs, args.grid_size).save(out / f"{stem}_grid.png")
-    if args.gif:
-        sweep = [r for (y, p), r in zip(poses, results, strict=True) if p == args.pitch[0]]
-        frames = sweep + sweep[-2:0:-1]
-        pil = [Image.fromarray((np.clip(r.image.numpy(), 0, 1) * 255).astype(np.uint8)) for r in frames]
-        pil[0].save(out / f"{stem}_turntable.gif", save_all=True, append_images=pil[1:], duration=120, loop=0)
-        record["gif"] = f"{stem}_turntable.gif"
-    (out / f"{stem}_rotate.json").write_text(json.dumps(record, indent=1))
-    return f"{stem}: pose yaw {rec.pose_deg['yaw']:+.1f} pitch {rec.pose_deg['pitch']:+.1f}, {len(results)} views -> {out}"
+    with atomic_dir(out_root / stem) as out:  # the folder appears complete, or not at all
+        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
+        for (yaw, pitch), r in zip(poses, results, strict=True):
+            name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
+            save_image(out / f"{name}.png", r.image)
+            entry = {"yaw": yaw, "pitch": pitch, "image": f"{name}.png", "pose_deg": r.pose_deg.tolist(),
+                     "filled_px": int(r.filled.sum())}
+            if not args.no_mesh:
+                mesh = reconstruction_mesh(rec).replace(verts=r.verts_model.numpy(), normals=None)
+                save_mesh(out / f"{name}.obj", mesh, texture_name=f"{stem}_texture.png")
+                entry["mesh"] = f"{name}.obj"
+            record["outputs"].append(entry)
+        grid_imgs = [rec.image] + [r.image for r in results]
+        if args.frontalize:
+            f = frontalize(rec, blend=not args.no_blend)
+            save_image(out / f"{stem}_frontal.png", f.image)
+            record["frontal"] = {"image": f"{stem}_frontal.png", "pose_deg": f.pose_deg.tolist()}
+            grid_imgs.append(f.image)
+        _grid(grid_imgs, args.grid_size).save(out / f"{stem}_grid.png")
+        if args.gif:
+            sweep = [r for (y, p), r in zip(poses, results, strict=True) if p == args.pitch[0]]
+            frames = sweep + sweep[-2:0:-1]
+            pil = [Image.fromarray((np.clip(r.image.numpy(), 0, 1) * 255).astype(np.uint8)) for r in frames]
+            pil[0].save(out / f"{stem}_turntable.gif", save_all=True, append_images=pil[1:], duration=120, loop=0)
+            record["gif"] = f"{stem}_turntable.gif"
+        (out / f"{stem}_rotate.json").write_text(json.dumps(record, indent=1))
+    return f"{stem}: pose yaw {rec.pose_deg['yaw']:+.1f} pitch {rec.pose_deg['pitch']:+.1f}, {len(results)} views -> {out_root / stem}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,22 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: angles must be within [-90, 90] degrees, got {bad}", file=sys.stderr)
         return 2
-    if args.grid_size < 16 or not 16 <= args.texture_size <= 8192:
-        print("error: --grid-size must be >= 16 and --texture-size within [16, 8192]", file=sys.stderr)
+    if not 16 <= args.grid_size <= 4096 or not 16 <= args.texture_size <= 8192:
+        print("error: --grid-size must be within [16, 4096] and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
 
-    import torch
-
+    out_root = Path(args.out)
+    if (rc := prepare(args, out_root)) is not None:
+        return rc
     from recon3d.errors import Recon3DError
 
-    torch.manual_seed(args.seed)
     jobs, missing = collect_jobs(args.demo, args.inputs)
     try:
         model = load_model_arg(args.model, args.device)
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    out_root = Path(args.out)
     return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root), desc="rotate",
                     out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
 

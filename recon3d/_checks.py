@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from .errors import ShapeError
+from .errors import Recon3DError, ShapeError
 
-__all__ = ["check_shapes", "check_float"]
+__all__ = ["check_shapes", "check_float", "check_device"]
 
 
 def check_shapes(where: str, **named: tuple[Any, str]) -> dict[str, int]:
@@ -60,3 +60,38 @@ def check_float(where: str, **named: torch.Tensor | None) -> None:
     for arg, t in named.items():
         if t is not None and not torch.is_floating_point(t):
             raise ShapeError(f"{where}: {arg} must be a floating-point tensor, got {t.dtype}")
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a :class:`torch.device` that exists here (``None`` stays ``None``).
+
+    Raises:
+        Recon3DError: not a device name (``"banana"``), or a device this machine or torch build
+            does not have (``"cuda"`` without CUDA, ``"cuda:3"`` with one GPU, ``"mps"`` off macOS).
+
+    >>> check_device("cpu"), check_device(None)
+    (device(type='cpu'), None)
+    """
+    if device is None:
+        return None
+    if isinstance(device, torch.device):
+        d = device
+    else:
+        try:
+            d = torch.device(str(device))
+        except (RuntimeError, ValueError, TypeError):
+            raise Recon3DError(f"device {device!r} is not a torch device (use cpu, cuda, cuda:N or mps)") from None
+    if d.type == "cpu":
+        return d
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise Recon3DError(f"device {device!r}: CUDA is not available here (a CPU-only torch build or no "
+                               "visible GPU); use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise Recon3DError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return d
+    if d.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise Recon3DError(f"device {device!r}: MPS is not available here; use --device cpu")
+        return d
+    raise Recon3DError(f"device {device!r}: recon3d runs on cpu, cuda or mps, not {d.type}")

@@ -20,12 +20,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ._checks import check_device
 from .detect import detect_faces
-from .errors import NoFaceError, ShapeError
+from .errors import ImageError, NoFaceError
 from .fitting import FitConfig, fit
-from .io import LoadedImage, load_image
+from .io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from .io.export import EXPORT_FORMATS, write_reconstruction
-from .io.landmarks_file import load_landmarks
+from .io.landmarks_file import check_landmarks, load_landmarks
 from .morphable.default import load_default_model
 from .morphable.model import MorphableModel
 from .render import render_mesh
@@ -53,6 +54,7 @@ class ReconstructConfig:
             large-pose regressor; ``"dlib"``: dlib's frontal predictor; ``"face_alignment"``; see
             :mod:`recon3d.detect`).
         fit: an explicit :class:`recon3d.fitting.FitConfig` (overrides ``fast``).
+        max_pixels: refuse larger images (:func:`recon3d.io.load_image`).
     """
 
     texture_size: int = 1024
@@ -62,6 +64,22 @@ class ReconstructConfig:
     mirror: bool = True
     detector: str = "recon3d"
     fit: FitConfig | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+#: Images smaller than this (either side, pixels) or more elongated than MAX_ASPECT are refused
+#: before detection (detectors fail on them with obscure errors).
+MIN_IMAGE_SIDE = 32
+MAX_ASPECT = 20.0
+
+
+def _check_image_size(h: int, w: int, name: str) -> None:
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ImageError(f"{name}: image of {w}x{h} pixels is too small to hold a face "
+                         f"(each side must be at least {MIN_IMAGE_SIDE} px)")
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        raise ImageError(f"{name}: image of {w}x{h} pixels is too elongated (aspect ratio above {MAX_ASPECT:g}:1); "
+                         "crop it around the face")
 
 
 def render_overlay(rec: Reconstruction, *, alpha: float = 1.0) -> torch.Tensor:
@@ -76,19 +94,20 @@ def render_overlay(rec: Reconstruction, *, alpha: float = 1.0) -> torch.Tensor:
 
 
 def save_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, formats: Sequence[str] = ("obj",),
-                        extras: bool = True) -> list[Path]:
+                        extras: bool = True, batch: dict | None = None) -> list[Path]:
     """Write the output folder of ``rec`` (:func:`recon3d.io.export.write_reconstruction`, atomic), with
     the overlay of :func:`render_overlay` among the ``extras``.
 
     Files: ``<name>.obj/.mtl/_texture.png`` (and/or ``.glb``/``.ply``), ``<name>.json``, and with
     ``extras`` the visible-only texture and its mask, ``<name>_overlay.png``,
-    ``<name>_landmarks.txt`` (68 lines "x y", 0-based pixels) and ``<name>_input.png``.
+    ``<name>_landmarks.txt`` (68 lines "x y", 0-based pixels) and ``<name>_input.png``; ``batch``
+    is recorded in the JSON (the batch job, for ``--resume``).
     """
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad:
         raise ValueError(f"Reconstruction.save(): unknown formats {bad}; choose from {EXPORT_FORMATS}")
     overlay = render_overlay(rec) if extras else None
-    return write_reconstruction(rec, out_dir, formats=formats, extras=extras, overlay=overlay)
+    return write_reconstruction(rec, out_dir, formats=formats, extras=extras, overlay=overlay, batch=batch)
 
 
 def _fit_config(cfg: ReconstructConfig, landmarks_3d: bool = False) -> FitConfig:
@@ -126,6 +145,13 @@ class _Job:
     callback: Callable[[str, float], None]
 
 
+def _frontal_layout(model: MorphableModel) -> np.ndarray:
+    """The model's 68 landmarks of the mean face seen from the front, as image-like ``(68, 2)`` (y down)."""
+    with torch.no_grad():
+        lm = model.landmarks(model.mean[None])[0, :, :2].detach().cpu().double().numpy()
+    return lm * np.array([1.0, -1.0])
+
+
 def reconstruct_all(
     image,
     *,
@@ -154,16 +180,20 @@ def reconstruct_all(
         callback: ``callback(stage, fraction)`` progress hook.
 
     Raises:
-        ImageError: unreadable image. NoFaceError: no face found.
+        ImageError: unreadable image, or smaller than ``MIN_IMAGE_SIDE`` / more elongated than
+            ``MAX_ASPECT``. NoFaceError: no face found. LandmarkFileError: user ``landmarks`` that are
+            not 68 real finite points on the image in iBUG-68 order
+            (:func:`recon3d.io.landmarks_file.check_landmarks`). Recon3DError: an absent ``device``.
     """
     cb = callback or (lambda stage, frac: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = image if isinstance(image, LoadedImage) else load_image(image)
+    loaded = image if isinstance(image, LoadedImage) else load_image(image, max_pixels=config.max_pixels)
     timings["load"] = time.perf_counter() - t0
     img = loaded.image
+    _check_image_size(int(img.shape[0]), int(img.shape[1]), loaded.name)
     stem = name or (loaded.path.stem if loaded.path is not None else "face")
-    dev = torch.device(device) if device is not None else (model.device if model is not None else torch.device("cpu"))
+    dev = check_device(device) if device is not None else (model.device if model is not None else torch.device("cpu"))
     if model is None:
         model = load_default_model(device=dev)
     else:
@@ -172,12 +202,10 @@ def reconstruct_all(
 
     t0 = time.perf_counter()
     if landmarks is not None:
-        if isinstance(landmarks, (str, os.PathLike)):
-            lmk = load_landmarks(landmarks)
-        else:
-            lmk = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
-        if lmk.shape != (68, 2):
-            raise ShapeError(f"reconstruct(): landmarks must be (68, 2) pixels, got {tuple(lmk.shape)}")
+        where = str(landmarks) if isinstance(landmarks, (str, os.PathLike)) else "reconstruct(): landmarks"
+        raw = load_landmarks(landmarks) if isinstance(landmarks, (str, os.PathLike)) else landmarks
+        lmk = check_landmarks(raw, (int(img.shape[0]), int(img.shape[1])), template=_frontal_layout(model),
+                              where=where)
         faces = [(lmk, "user", bool(landmarks_3d))]
     else:
         dets = detect_faces(img, backend=config.detector, all_faces=all_faces)

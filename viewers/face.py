@@ -375,13 +375,7 @@ class FaceViewer:
 
     def save_screenshot(self, path: str | Path) -> Path:
         """Render and write a PNG."""
-        from PIL import Image
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        img = self.capture()
-        Image.fromarray(_o3d.to_uint8_image(img)).save(path)
-        return path
+        return _write_png(path, self.capture())
 
     def close(self) -> None:
         """Destroy the window and drop the Open3D visualizer now.
@@ -452,6 +446,19 @@ class FaceViewer:
         self.vis.run()
 
 
+def _write_png(path: str | Path, img: np.ndarray) -> Path:
+    """Write a screenshot atomically (umask permissions); a folder that cannot be made or written is a
+    one-line ``Recon3DError``."""
+    from recon3d.io import save_image
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Recon3DError(f"cannot create folder {path.parent} ({e.strerror or e})") from None
+    return save_image(path, _o3d.to_uint8_image(img))
+
+
 def render_screenshot(scene: FaceScene, path: str | Path, *, size: tuple[int, int] = (512, 512),
                       state: ViewState = ViewState()) -> np.ndarray:
     """Render ``scene`` off-screen (no display needed) to a PNG and return the image ``(H, W, 3)``.
@@ -462,11 +469,7 @@ def render_screenshot(scene: FaceScene, path: str | Path, *, size: tuple[int, in
     viewer = FaceViewer(scene, size=size, visible=False, state=state)
     try:
         img = viewer.capture()
-        from PIL import Image
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_o3d.to_uint8_image(img)).save(path)
+        _write_png(path, img)
         return img
     finally:
         viewer.close()
@@ -643,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.path is None and not args.demo:
         parser.print_usage(sys.stderr)
         print("error: PATH is required (or --demo)", file=sys.stderr)
+        return 2
+    if not (np.isfinite(args.yaw) and np.isfinite(args.pitch)):
+        print("error: --yaw and --pitch must be finite numbers of degrees", file=sys.stderr)
         return 2
     try:
         _o3d.import_open3d()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-__all__ = ["IMAGE_SUFFIXES", "Job", "expand_inputs", "unique_names", "collect_jobs"]
+__all__ = ["IMAGE_SUFFIXES", "Job", "expand_inputs", "unique_names", "source_id", "collect_jobs"]
 
 #: File suffixes a folder input is searched for.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
@@ -59,22 +60,57 @@ def expand_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     return unique, missing
 
 
-def unique_names(stems: Sequence[str]) -> list[str]:
-    """Output names for ``stems``, in order: the first of equal stems keeps it, later ones get the
-    first free ``<stem>_<k>`` (k = 1, 2, ...) that is neither another input's own stem nor already
-    given, so no two inputs share an output and a name depends only on the input list.
+_FACE_SUFFIX = re.compile(r"^(?P<base>.+)_face\d+$", re.IGNORECASE)
+
+
+class _Names:
+    """A set of output names compared case-insensitively (case-insensitive file systems); with
+    ``faces``, a name N also occupies every ``N_face<k>`` (the folders of ``--all-faces``)."""
+
+    def __init__(self, faces: bool) -> None:
+        self.faces = faces
+        self.keys: set[str] = set()
+        self.bases: set[str] = set()  # N for every member N_face<k>
+
+    def add(self, name: str) -> None:
+        self.keys.add(name.casefold())
+        m = _FACE_SUFFIX.match(name)
+        if m:
+            self.bases.add(m.group("base").casefold())
+
+    def clashes(self, name: str) -> bool:
+        key = name.casefold()
+        if key in self.keys:
+            return True
+        if not self.faces:
+            return False
+        m = _FACE_SUFFIX.match(name)
+        return key in self.bases or (m is not None and m.group("base").casefold() in self.keys)
+
+
+def unique_names(stems: Sequence[str], *, all_faces: bool = False) -> list[str]:
+    """Output names for ``stems``, in order: the first of clashing stems keeps it, later ones get the
+    first free ``<stem>_<k>`` (k = 1, 2, ...) that clashes neither with another input's own stem nor
+    with a name already given, so no two inputs share an output and a name depends only on the
+    input list. Names are compared ignoring case (``Face`` and ``face`` are one folder on macOS and
+    Windows); with ``all_faces`` a name N also occupies ``N_face0``, ``N_face1``, ... (the folders
+    ``--all-faces`` writes), so ``group.jpg`` and ``group_face0.jpg`` never share a folder.
 
     >>> unique_names(["face", "face", "face_1", "b"])
     ['face', 'face_2', 'face_1', 'b']
+    >>> unique_names(["Face", "face"]), unique_names(["g", "g_face0"], all_faces=True)
+    (['Face', 'face_1'], ['g', 'g_face0_1'])
     """
-    taken = set(stems)
-    given: set[str] = set()
+    taken = _Names(all_faces)
+    for stem in stems:
+        taken.add(stem)
+    given = _Names(all_faces)
     names = []
     for stem in stems:
         name = stem
-        if name in given:
+        if given.clashes(name):
             k = 1
-            while f"{stem}_{k}" in taken or f"{stem}_{k}" in given:
+            while taken.clashes(f"{stem}_{k}") or given.clashes(f"{stem}_{k}"):
                 k += 1
             name = f"{stem}_{k}"
         given.add(name)
@@ -82,10 +118,24 @@ def unique_names(stems: Sequence[str]) -> list[str]:
     return names
 
 
-def collect_jobs(inputs: Iterable[str], *, prepend: Sequence[tuple[Any, str]] = ()) -> tuple[list[Job], list[str]]:
+def source_id(source: Any) -> str | None:
+    """What identifies a job's input in its output JSON (``batch.source``, checked by ``--resume``):
+    the absolute path of a file, ``None`` for an in-memory input.
+
+    >>> source_id(object()) is None
+    True
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return str(Path(source).resolve())
+    return None
+
+
+def collect_jobs(inputs: Iterable[str], *, prepend: Sequence[tuple[Any, str]] = (),
+                 all_faces: bool = False) -> tuple[list[Job], list[str]]:
     """Jobs for ``prepend`` (``(source, stem)`` pairs, e.g. a demo image) then the files of ``inputs``
-    (:func:`expand_inputs`), named with :func:`unique_names`; also the inputs that matched nothing."""
+    (:func:`expand_inputs`), named with :func:`unique_names` (``all_faces``: the names also reserve
+    their ``_face<k>`` folders); also the inputs that matched nothing."""
     files, missing = expand_inputs(inputs)
     pairs = [*prepend, *((f, f.stem) for f in files)]
-    names = unique_names([stem for _, stem in pairs])
+    names = unique_names([stem for _, stem in pairs], all_faces=all_faces)
     return [Job(src, name) for (src, _), name in zip(pairs, names, strict=True)], missing

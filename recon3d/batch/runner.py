@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import Recon3DError
-from ..io.export import is_exported
-from .jobs import Job
+from ..io.export import is_job_exported
+from .jobs import Job, source_id
 
 __all__ = ["Outcome", "ItemResult", "BatchReport", "run_batch", "exported"]
 
@@ -77,11 +77,13 @@ class BatchReport:
         return not self.failures
 
 
-def exported(out_root: str | os.PathLike, formats: Sequence[str] = ("obj",)) -> Callable[[Job], bool]:
-    """A ``done`` test for :func:`run_batch`: the job's output folder ``out_root/<name>`` is a complete
-    export (:func:`recon3d.io.export.is_exported`)."""
+def exported(out_root: str | os.PathLike, formats: Sequence[str] = ("obj",), *,
+             all_faces: bool = False) -> Callable[[Job], bool]:
+    """A ``done`` test for :func:`run_batch`: the job's output is complete and was made from the
+    job's own input (:func:`recon3d.io.export.is_job_exported`; ``all_faces``: every face folder
+    ``<name>_face<k>`` of the job)."""
     root = Path(out_root)
-    return lambda job: is_exported(root / job.name, job.name, formats)
+    return lambda job: is_job_exported(root, job.name, formats, source=source_id(job.source), all_faces=all_faces)
 
 
 def _outcome(value: Any) -> Outcome:

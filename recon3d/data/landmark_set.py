@@ -11,8 +11,6 @@ while synthesis still runs.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 from ..conventions import IBUG68_MIRROR
 from ..errors import Recon3DError
 from ..io import load_image, load_landmarks
+from ..io.atomic import atomic_file
 from ..nn.landmarks import INPUT_SIZE, STORED_SIZE, normalise
 from .poses import SynthViews, sample_poses, synthesize_views
 from .splits import hash32, is_held_out, photo_key
@@ -58,15 +57,9 @@ def annotated_images(dirs: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]
 
 def save_views(path: Path, views: SynthViews) -> None:
     """Write one photo's views as a compressed ``.npz``, atomically (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, images=views.images, lmk=views.lmk, lmk_z=views.lmk_z, pose_deg=views.pose_deg,
+    with atomic_file(path) as fh:  # follows the umask
+        np.savez_compressed(fh, images=views.images, lmk=views.lmk, lmk_z=views.lmk_z, pose_deg=views.pose_deg,
                             box=views.box, source_pose_deg=views.source_pose_deg)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def synthesize_set(items: list[tuple[Path, Path]], out: Path, model, *, views: int = 24, size: int = 128,

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import io as _io
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import Recon3DError
+from .atomic import atomic_file
 from .image import PNG_COMPRESS_LEVEL
 
 #: File formats :func:`~recon3d.io.mesh.save_mesh` and :func:`~recon3d.io.mesh.load_mesh` understand
@@ -34,21 +30,9 @@ def _format_of(path: Path, format: str | None) -> str:
     return fmt
 
 
-@contextmanager
-def _atomic(path: Path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file next to ``path`` and rename it over ``path`` on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _atomic(path: Path, mode: str = "wb"):
+    """Open a temporary file next to ``path`` and rename it over ``path`` on success (umask mode)."""
+    return atomic_file(path, mode)
 
 
 def _texture_to_uint8(texture: np.ndarray) -> np.ndarray:

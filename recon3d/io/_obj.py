@@ -86,7 +86,7 @@ def _parse_mtl(mtl: Path) -> dict[str, Path]:
     """Material name -> ``map_Kd`` texture path, from an MTL file."""
     maps: dict[str, Path] = {}
     current = None
-    for line in mtl.read_text(errors="replace").splitlines():
+    for line in mtl.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.strip().split(None, 1)
         if not parts:
             continue
@@ -94,10 +94,41 @@ def _parse_mtl(mtl: Path) -> dict[str, Path]:
         if key == "newmtl" and len(parts) > 1:
             current = parts[1].strip()
         elif key == "map_Kd" and len(parts) > 1 and current is not None:
-            # options such as "-s 1 1 1" may precede the file name; the file name is the last token
-            name = parts[1].strip().split()[-1]
-            maps[current] = mtl.parent / name
+            maps[current] = mtl.parent / _map_file_name(parts[1].strip())
     return maps
+
+
+#: Options of an MTL texture map statement and how many values each takes (``-o``/``-s``/``-t``
+#: take 1 to 3 numbers).
+_MAP_OPTIONS = {"-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1,
+                "-mm": 2, "-texres": 1, "-type": 1, "-o": 3, "-s": 3, "-t": 3}
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _map_file_name(rest: str) -> str:
+    """The file name of a ``map_Kd`` statement: what follows the options, spaces and all.
+
+    >>> _map_file_name("-s 1 1 1 my face texture.png"), _map_file_name("été.png")
+    ('my face texture.png', 'été.png')
+    """
+    while True:
+        head, _, tail = rest.partition(" ")
+        n = _MAP_OPTIONS.get(head.lower())
+        if n is None or not tail:
+            return rest
+        rest = tail.lstrip()
+        for k in range(n):
+            tok, _, after = rest.partition(" ")
+            if not after or (k > 0 and not _is_number(tok)):
+                break
+            rest = after.lstrip()
 
 
 def _floats(lines: list[str], path: Path) -> np.ndarray | None:
@@ -173,7 +204,7 @@ def _parse_obj_fast(text: str, path: Path) -> tuple | None:
 
 def _load_obj(path: Path) -> Mesh:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise MeshFileError(f"{path}: not a text OBJ file ({e})") from None
     fast = _parse_obj_fast(text, path)

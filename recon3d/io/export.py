@@ -5,7 +5,7 @@
 ``extras``, ``<name>_texture_visible.png``, ``<name>_texture_mask.png``, ``<name>_overlay.png``,
 ``<name>_input.png`` and ``<name>_landmarks.txt`` (68 lines "x y", 0-based pixels).
 
-* :func:`write_reconstruction` writes it atomically (a temporary sibling folder, renamed at the end);
+* :func:`write_reconstruction` writes it atomically (a temporary sibling folder, swapped in at the end);
 * :func:`read_export` reads it back (:class:`ExportedFace`: the files found and the parsed JSON), for
   the viewer and for ``--resume`` (:meth:`ExportedFace.is_complete`, :func:`is_exported`);
 * :func:`reconstruction_mesh` and :func:`reconstruction_params` are the mesh and the JSON content.
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +28,12 @@ from ..errors import Recon3DError
 from ..ops.geometry import vertex_normals
 from ..structures.mesh import Mesh
 from ..structures.reconstruction import Reconstruction
+from .atomic import atomic_dir
 from .image import save_image
 from .mesh import save_mesh
 
 __all__ = ["EXPORT_FORMATS", "ExportedFace", "export_file_names", "write_reconstruction", "read_export",
-           "is_exported", "reconstruction_mesh", "reconstruction_params"]
+           "is_exported", "is_job_exported", "reconstruction_mesh", "reconstruction_params"]
 
 #: Mesh formats of the output folder.
 EXPORT_FORMATS = ("obj", "glb", "ply")
@@ -94,9 +93,11 @@ def reconstruction_params(rec: Reconstruction) -> dict[str, Any]:
 
 
 def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, formats: Sequence[str] = ("obj",),
-                         extras: bool = True, overlay: torch.Tensor | None = None) -> list[Path]:
+                         extras: bool = True, overlay: torch.Tensor | None = None,
+                         batch: dict[str, Any] | None = None) -> list[Path]:
     """Write the output folder of ``rec`` into ``out_dir`` (replaced if it exists), atomically: the
-    files are written to a temporary folder next to it, which is renamed at the end.
+    files are written to a temporary folder next to it, which is swapped in at the end
+    (:func:`recon3d.io.atomic.atomic_dir`: a reader never sees the folder missing or half written).
 
     Args:
         rec: the reconstruction.
@@ -106,12 +107,15 @@ def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, for
             landmarks.
         overlay: ``(H, W, 3)`` the reconstruction rendered over the photo
             (:func:`recon3d.reconstruct.render_overlay`); needed with ``extras``.
+        batch: recorded as the JSON's ``batch`` (the batch job: ``source``, ``job``, ``face``,
+            ``n_faces``, ``all_faces``), read back by :func:`is_job_exported` for ``--resume``.
 
     Returns:
         The files of the folder, sorted.
 
     Raises:
         ValueError: an unknown format, or ``extras`` without ``overlay``.
+        OutputError: the folder cannot be written (one line: read-only, disk full, a file in the way).
     """
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad:
@@ -119,9 +123,7 @@ def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, for
     if extras and overlay is None:
         raise ValueError("write_reconstruction(): extras=True needs overlay= (recon3d.reconstruct.render_overlay)")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         n = rec.name
         files = export_file_names(n, formats, extras=extras)
         mesh = reconstruction_mesh(rec)
@@ -141,13 +143,9 @@ def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, for
             np.savetxt(tmp / files["landmarks"], rec.lmk_detected_px.cpu().numpy(), fmt="%.3f")
         params = reconstruction_params(rec)
         params["files"] = files
-        (tmp / f"{n}.json").write_text(json.dumps(params, indent=1))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.replace(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if batch is not None:
+            params["batch"] = dict(batch)
+        (tmp / f"{n}.json").write_text(json.dumps(params, indent=1), encoding="utf-8")
     return sorted(out_dir.iterdir())
 
 
@@ -251,3 +249,55 @@ def is_exported(out_dir: str | os.PathLike, name: str, formats: Sequence[str] = 
         return read_export(out_dir, name=name).is_complete(formats)
     except Recon3DError:
         return False
+
+
+def _complete_face(root: Path, name: str, formats: Sequence[str], source: str | None) -> ExportedFace | None:
+    folder = root / name
+    if not folder.is_dir():
+        return None
+    try:
+        exp = read_export(folder, name=name)
+    except Recon3DError:
+        return None
+    if not exp.is_complete(formats):
+        return None
+    if source is not None:
+        batch = exp.meta.get("batch")
+        if isinstance(batch, dict) and "source" in batch:
+            recorded = batch["source"]
+        else:  # folders written before ``batch`` was recorded
+            ip = exp.meta.get("image_path")
+            recorded = str(Path(ip).resolve()) if isinstance(ip, str) else None
+        if recorded != source:
+            return None
+    return exp
+
+
+def is_job_exported(out_root: str | os.PathLike, name: str, formats: Sequence[str] = ("obj",), *,
+                    source: str | None = None, all_faces: bool = False) -> bool:
+    """Whether the batch job ``name`` is finished in ``out_root`` (``--resume``).
+
+    Without ``all_faces``: ``out_root/<name>`` is complete (:meth:`ExportedFace.is_complete`). With
+    ``all_faces``: either ``out_root/<name>`` is complete and was written by an ``all_faces`` run that
+    found one face, or ``<name>_face0`` records ``n_faces`` = N and ``<name>_face0 .. _face<N-1>`` are
+    all complete. With ``source`` (the job's input, :func:`recon3d.batch.jobs.source_id`), a folder
+    counts only if its JSON records that same input, so a folder written for another input is
+    never taken as this job's result.
+    """
+    root = Path(out_root)
+    single = _complete_face(root, name, formats, source)
+    if single is not None:
+        if not all_faces:
+            return True
+        batch = single.meta.get("batch")
+        return isinstance(batch, dict) and batch.get("all_faces") is True and batch.get("n_faces") == 1
+    if not all_faces:
+        return False
+    first = _complete_face(root, f"{name}_face0", formats, source)
+    if first is None:
+        return False
+    batch = first.meta.get("batch")
+    n = batch.get("n_faces") if isinstance(batch, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return False
+    return all(_complete_face(root, f"{name}_face{i}", formats, source) is not None for i in range(1, n))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from .atomic import atomic_file
 
 __all__ = ["LoadedImage", "load_image", "save_image", "to_uint8", "DEFAULT_MAX_PIXELS"]
 
@@ -166,9 +166,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str, 
     if w * h > max_pixels:
         raise ImageError(
             f"load_image(): {name}: refused, {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels} "
-            "(checked from the header, nothing decoded; pass a larger max_pixels if intended)"
+            "(checked from the header, nothing decoded; raise the limit with max_pixels= or --max-pixels if intended)"
         )
     mode = pil.mode
+    n_frames = int(getattr(pil, "n_frames", 1) or 1)
+    if n_frames > 1:
+        log.warning("load_image(): %s has %d frames/pages (animated or multi-page file); using the first one",
+                    name, n_frames)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -317,18 +321,12 @@ def save_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray, *, quali
         pil = pil.convert("RGB")
     if not path.parent.is_dir():
         raise ImageError(f"save_image(): {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(path) as fh:
             kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             if fmt == "PNG":
                 kw = {"compress_level": PNG_COMPRESS_LEVEL}
             pil.save(fh, format=fmt, **kw)
-        os.replace(tmp, path)
     except Exception as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise ImageError(f"save_image(): {path}: write failed ({type(e).__name__}: {e})") from e
     return path

@@ -18,6 +18,8 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import AssetError, ShapeError
 from ..structures.mesh import Mesh
 from ._mesh_util import MESH_FORMATS, MeshFileError, _format_of
@@ -93,7 +95,8 @@ def load_mesh(path: str | os.PathLike[str], *, format: str | None = None) -> Mes
 
     Raises:
         AssetError: the file does not exist.
-        MeshFileError: the file is corrupt or of an unknown format (the message names the file).
+        MeshFileError: the file is corrupt (including NaN/Inf vertices, UVs or normals) or of an
+            unknown format (the message names the file).
     """
     path = Path(path)
     fmt = _format_of(path, format)
@@ -101,9 +104,15 @@ def load_mesh(path: str | os.PathLike[str], *, format: str | None = None) -> Mes
         raise AssetError(f"load_mesh(): mesh file {path} not found")
     try:
         if fmt == "obj":
-            return _load_obj(path)
-        if fmt == "ply":
-            return _load_ply(path)
-        return _load_glb(path)
+            mesh = _load_obj(path)
+        elif fmt == "ply":
+            mesh = _load_ply(path)
+        else:
+            mesh = _load_glb(path)
     except ShapeError as e:
         raise MeshFileError(f"{path}: inconsistent mesh data ({e})") from None
+    for what, a in (("vertex coordinates", mesh.verts), ("texture coordinates", mesh.uv), ("normals", mesh.normals)):
+        if a is not None and not np.isfinite(np.asarray(a, dtype=np.float64)).all():
+            bad = int((~np.isfinite(np.asarray(a, dtype=np.float64))).any(-1).sum())
+            raise MeshFileError(f"{path}: {bad} {what} are NaN or Inf; the mesh is corrupt")
+    return mesh

@@ -44,6 +44,7 @@ import torch
 
 from .._checks import check_shapes
 from ..errors import AssetError, ShapeError
+from ..io.atomic import atomic_file
 
 __all__ = ["MorphableModel", "save_model", "load_model", "REGION_NAMES", "FORMAT_VERSION"]
 
@@ -189,10 +190,8 @@ def save_model(model: MorphableModel, path: str | Path, *, compress: bool = True
         if half and f in ("shape_basis", "expr_basis", "albedo_basis"):
             a = a.astype(np.float16)
         arrays[f] = a
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_file(path) as fh:
         (np.savez_compressed if compress else np.savez)(fh, **arrays)
-    tmp.replace(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -202,42 +201,146 @@ _HOW_TO = (
 )
 
 
+_FLOAT_FIELDS = ("mean", "shape_basis", "expr_basis", "albedo_mean", "albedo_basis", "shape_var", "expr_var",
+                 "albedo_var", "uv", "lmk_bary", "face_weight")
+_INT_FIELDS = ("faces", "uv_faces", "sym_vertex", "lmk_faces", "contour_verts", "region_labels")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _bad(path: Path, what: str) -> AssetError:
+    return AssetError(f"{path}: invalid model file: {what}. {_HOW_TO}")
+
+
+def _scalar_str(path: Path, z, key: str) -> str:
+    if key not in z.files:
+        raise _bad(path, f"no {key!r} entry")
+    a = z[key]
+    if a.ndim != 0 or a.dtype.kind != "U" or not str(a).strip():
+        raise _bad(path, f"{key!r} must be a non-empty string, got {a.dtype} of shape {a.shape}")
+    return str(a)
+
+
+def _check_range(path: Path, key: str, a: np.ndarray, lo: float, hi: float, what: str) -> None:
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise _bad(path, f"{key!r} values must be within [{lo:g}, {hi:g}] ({what}), found [{a.min():g}, {a.max():g}]")
+
+
+def _read_arrays(path: Path, z) -> dict[str, np.ndarray]:
+    """Every array of the file, checked for kind, finiteness and index ranges (shapes are checked by
+    :class:`MorphableModel`), once, at load: a message names the array."""
+    arrays: dict[str, np.ndarray] = {}
+    for f in _TENSOR_FIELDS:
+        try:
+            a = z[f]
+        except ValueError as e:  # object arrays: "cannot be loaded when allow_pickle=False"
+            raise _bad(path, f"{f!r} is not a plain numeric array ({e})") from None
+        if f in _FLOAT_FIELDS:
+            if a.dtype.kind != "f":
+                raise _bad(path, f"{f!r} must be floating point, got dtype {a.dtype}")
+            if not np.isfinite(a).all():
+                raise _bad(path, f"{f!r} contains NaN or Inf ({int((~np.isfinite(a)).sum())} values)")
+        elif a.dtype.kind not in "iu" and not (f == "region_labels" and a.dtype.kind == "b"):
+            raise _bad(path, f"{f!r} must be an integer index array, got dtype {a.dtype}")
+        arrays[f] = a
+    V = arrays["mean"].shape[0] if arrays["mean"].ndim == 2 else -1
+    F = arrays["faces"].shape[0] if arrays["faces"].ndim == 2 else -1
+    Vt = arrays["uv"].shape[0] if arrays["uv"].ndim == 2 else -1
+    if V < 3 or F < 1:
+        raise _bad(path, f"'mean' must be (V, 3) with V >= 3 and 'faces' (F, 3) with F >= 1, got "
+                         f"{arrays['mean'].shape} and {arrays['faces'].shape}")
+    _check_range(path, "mean", np.abs(arrays["mean"]), 0, 10, "metres")
+    _check_range(path, "faces", arrays["faces"], 0, V - 1, f"vertex indices, V={V}")
+    _check_range(path, "uv_faces", arrays["uv_faces"], 0, Vt - 1, f"indices into 'uv', Vt={Vt}")
+    _check_range(path, "sym_vertex", arrays["sym_vertex"], 0, V - 1, f"vertex indices, V={V}")
+    _check_range(path, "lmk_faces", arrays["lmk_faces"], 0, F - 1, f"triangle indices, F={F}")
+    _check_range(path, "lmk_bary", arrays["lmk_bary"], -0.01, 1.01, "barycentric coordinates")
+    _check_range(path, "region_labels", arrays["region_labels"].astype(np.int64), 0, len(REGION_NAMES) - 1,
+                 "region ids")
+    for f in ("face_weight", "shape_var", "expr_var", "albedo_var"):
+        _check_range(path, f, arrays[f], 0, np.inf, "non-negative")
+    if arrays["lmk_faces"].shape != (68,) or arrays["lmk_bary"].shape != (68, 3):
+        raise _bad(path, f"'lmk_faces' must be (68,) and 'lmk_bary' (68, 3) (iBUG-68), got "
+                         f"{arrays['lmk_faces'].shape} and {arrays['lmk_bary'].shape}")
+    cv = arrays["contour_verts"]
+    if cv.size == 0:
+        arrays["contour_verts"] = np.zeros((0, 0), np.int64)
+    elif cv.ndim != 2 or cv.shape[0] != 17:
+        raise _bad(path, f"'contour_verts' must be (17, K) (or empty), got {cv.shape}")
+    else:
+        _check_range(path, "contour_verts", cv, -1, V - 1, f"vertex indices or -1 padding, V={V}")
+    return arrays
+
+
 def load_model(path: str | Path, *, device: torch.device | str | None = None) -> MorphableModel:
     """Read a model written by :func:`save_model`. Never unpickles.
 
+    Every entry is validated here, once (kind, shape, finiteness, index ranges, ``name``,
+    ``version``, ``format_version``), so a bad file fails at load with a message naming the array
+    instead of failing every image later.
+
     Raises:
-        AssetError: missing file, not an npz, wrong format or format_version, missing keys.
+        AssetError: missing file, not an npz, wrong format or format_version, missing keys, or an
+            invalid entry.
     """
     path = Path(path)
     if not path.is_file():
         raise AssetError(f"{path}: model file not found. {_HOW_TO}")
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as e:
+        raise AssetError(f"{path}: cannot read model file ({e.strerror or e}). {_HOW_TO}") from None
+    if head not in _ZIP_MAGIC:
+        raise AssetError(f"{path}: not an .npz model file (expected a zip archive, the file starts with {head!r}). "
+                         f"{_HOW_TO}")
+    try:
         z = np.load(path, allow_pickle=False)
         keys = set(z.files)
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError
         raise AssetError(f"{path}: not a readable .npz model file ({e.__class__.__name__}: {e}). {_HOW_TO}") from e
+    if not hasattr(z, "files"):
+        raise AssetError(f"{path}: not an .npz model file (a single .npy array). {_HOW_TO}")
     with z:
-        if "format" not in keys or str(z["format"]) != FORMAT:
+        try:
+            fmt = str(z["format"]) if "format" in keys else None
+        except ValueError:
+            fmt = None
+        if fmt != FORMAT:
             raise AssetError(f"{path}: not a recon3d morphable model (no 'format'='{FORMAT}' key). {_HOW_TO}")
-        ver = int(z["format_version"])
+        if "format_version" not in keys:
+            raise _bad(path, "no 'format_version' entry")
+        try:
+            fv = z["format_version"]
+        except ValueError:
+            raise _bad(path, "'format_version' must be an integer") from None
+        if fv.ndim != 0 or fv.dtype.kind not in "iu":
+            raise _bad(path, f"'format_version' must be an integer, got {fv.dtype} of shape {fv.shape}")
+        ver = int(fv)
         if ver != FORMAT_VERSION:
             raise AssetError(f"{path}: format_version {ver} is not supported (this recon3d reads {FORMAT_VERSION}). {_HOW_TO}")
         missing = [f for f in _TENSOR_FIELDS if f not in keys]
         if missing:
             raise AssetError(f"{path}: model file lacks keys {missing}. {_HOW_TO}")
+        name, version = _scalar_str(path, z, "name"), _scalar_str(path, z, "version")
+        meta: dict = {}
+        try:
+            uv_symmetric = bool(z["uv_symmetric"]) if "uv_symmetric" in keys else False
+            if "meta_json" in keys:
+                meta = json.loads(str(z["meta_json"]))
+        except (ValueError, TypeError) as e:
+            raise _bad(path, f"'uv_symmetric' or 'meta_json' unreadable ({e})") from None
+        if not isinstance(meta, dict):
+            raise _bad(path, "'meta_json' must hold a JSON object")
         kw = {}
-        for f in _TENSOR_FIELDS:
-            a = z[f]
+        for f, a in _read_arrays(path, z).items():
             if a.dtype == np.float16 or a.dtype == np.float64:
                 a = a.astype(np.float32)
             kw[f] = torch.from_numpy(np.ascontiguousarray(a))
         for f in ("faces", "uv_faces", "sym_vertex", "lmk_faces", "contour_verts"):
             kw[f] = kw[f].long()
+        kw["region_labels"] = kw["region_labels"].to(torch.int8)
         try:
-            model = MorphableModel(
-                name=str(z["name"]), version=str(z["version"]), uv_symmetric=bool(z["uv_symmetric"]),
-                meta=json.loads(str(z["meta_json"])) if "meta_json" in keys else {}, **kw,
-            )
+            model = MorphableModel(name=name, version=version, uv_symmetric=uv_symmetric, meta=meta, **kw)
         except ShapeError as e:
             raise AssetError(f"{path}: inconsistent model arrays: {e}. {_HOW_TO}") from e
     return model.to(device) if device is not None else model
