@@ -25,7 +25,7 @@ from .detect import detect_faces
 from .errors import ImageError, NoFaceError
 from .fitting import FitConfig, fit
 from .io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from .io.export import EXPORT_FORMATS, write_reconstruction
+from .io.export import EXPORT_FORMATS, check_export_formats, write_reconstruction
 from .io.landmarks_file import check_landmarks, load_landmarks
 from .morphable.default import load_default_model
 from .morphable.model import MorphableModel
@@ -103,9 +103,7 @@ def save_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, form
     ``<name>_landmarks.txt`` (68 lines "x y", 0-based pixels) and ``<name>_input.png``; ``batch``
     is recorded in the JSON (the batch job, for ``--resume``).
     """
-    bad = [f for f in formats if f not in EXPORT_FORMATS]
-    if bad:
-        raise ValueError(f"Reconstruction.save(): unknown formats {bad}; choose from {EXPORT_FORMATS}")
+    check_export_formats(formats)  # before the overlay is rendered
     overlay = render_overlay(rec) if extras else None
     return write_reconstruction(rec, out_dir, formats=formats, extras=extras, overlay=overlay, batch=batch)
 

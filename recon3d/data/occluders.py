@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import Recon3DError
 from ..io import load_image
+from ..io.atomic import atomic_file
 from ..io.landmarks_file import load_landmarks
 from ..nn.occluder import CROP_SCALE, CROP_SIZE, crop, crop_box
 from .splits import is_held_out, photo_key
@@ -76,9 +76,8 @@ def face_crops(photos: list[Path], jitters: int, seed: int, cache: Path, *, val_
             crops.append((crop(img, box).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
             val.append(v)
     crops_a, val_a = np.stack(crops), np.asarray(val)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, crops=crops_a, val=val_a)
-    os.replace(tmp, cache)
+    with atomic_file(cache) as fh:
+        np.savez(fh, crops=crops_a, val=val_a)
     return crops_a, val_a
 
 

@@ -89,25 +89,20 @@ def _swap_function():
     except OSError:
         return None
     if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
-        fn, at_fdcwd, flag = libc.renameat2, -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+        def call(a: bytes, b: bytes) -> int:
+            return libc.renameat2(-100, a, -100, b, 2)  # AT_FDCWD, RENAME_EXCHANGE
+    elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        def call(a: bytes, b: bytes) -> int:
+            return libc.renamex_np(a, b, 2)  # RENAME_SWAP
+    else:
+        return None
 
-        def swap(a: str, b: str) -> None:
-            if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flag) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), b)
+    def swap(a: str, b: str) -> None:
+        if call(os.fsencode(a), os.fsencode(b)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), b)
 
-        return swap
-    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
-        fnx = libc.renamex_np
-
-        def swap(a: str, b: str) -> None:
-            if fnx(os.fsencode(a), os.fsencode(b), 2) != 0:  # RENAME_SWAP
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), b)
-
-        return swap
-    return None
-
+    return swap
 
 
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> None:

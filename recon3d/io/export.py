@@ -92,6 +92,13 @@ def reconstruction_params(rec: Reconstruction) -> dict[str, Any]:
     }
 
 
+def check_export_formats(formats: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any of ``formats`` that is not in :data:`EXPORT_FORMATS`."""
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad:
+        raise ValueError(f"Reconstruction.save(): unknown formats {bad}; choose from {EXPORT_FORMATS}")
+
+
 def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, formats: Sequence[str] = ("obj",),
                          extras: bool = True, overlay: torch.Tensor | None = None,
                          batch: dict[str, Any] | None = None) -> list[Path]:
@@ -117,9 +124,7 @@ def write_reconstruction(rec: Reconstruction, out_dir: str | os.PathLike, *, for
         ValueError: an unknown format, or ``extras`` without ``overlay``.
         OutputError: the folder cannot be written (one line: read-only, disk full, a file in the way).
     """
-    bad = [f for f in formats if f not in EXPORT_FORMATS]
-    if bad:
-        raise ValueError(f"Reconstruction.save(): unknown formats {bad}; choose from {EXPORT_FORMATS}")
+    check_export_formats(formats)
     if extras and overlay is None:
         raise ValueError("write_reconstruction(): extras=True needs overlay= (recon3d.reconstruct.render_overlay)")
     out_dir = Path(out_dir)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 from torch import nn
+
+from ..io.atomic import atomic_file
 
 __all__ = ["LoopConfig", "Recipe", "LoopResult", "run_training", "learning_rate", "CHECKPOINT"]
 
@@ -141,11 +142,10 @@ class _Run:
         return st.get("recipe")
 
     def save(self, net: nn.Module, opt: torch.optim.Optimizer, recipe: Recipe) -> None:
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": self.epoch,
-                    "step_in_epoch": self.step_in_epoch, "step": self.step, "elapsed": self.seconds(),
-                    "config": json.dumps(recipe.config()), "recipe": recipe.state_dict()}, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+        with atomic_file(self.out / CHECKPOINT) as fh:
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": self.epoch,
+                        "step_in_epoch": self.step_in_epoch, "step": self.step, "elapsed": self.seconds(),
+                        "config": json.dumps(recipe.config()), "recipe": recipe.state_dict()}, fh)
         self.t_ckpt = time.perf_counter()
 
     def progress(self, spe: int | None) -> float:
