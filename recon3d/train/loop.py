@@ -24,6 +24,21 @@ to feed it.
 
 A recipe implements :class:`Recipe`. Epochs are the recipe's: ``start_epoch`` returns the number of
 steps of the epoch, or None for one endless epoch (a run bounded by time or steps).
+
+**Tasks that are not one network and one loss** (a GAN: generator, discriminator, their EMA copy and
+two optimisers) use the same loop through three optional recipe methods:
+
+* ``optimizers(net) -> {name: optimizer}`` replaces the default AdamW; the learning rate of every
+  parameter group is its own initial ``lr`` times the schedule's factor (``learning_rate`` over
+  ``cfg.lr``), so a group that starts at 0.002 follows the same warm-up and decay shape (with
+  ``schedule="constant"`` the factor is 1 after the warm-up). All optimisers are checkpointed.
+* ``train_step(net, optimizers, batch, step) -> {name: float}`` does the whole update (it must
+  return ``"loss"``; the other numbers are averaged into the history records too);
+* ``ema_pair(net) -> (ema_module, module)``: with ``cfg.ema_decay`` set, the loop keeps
+  ``ema_module`` an exponential moving average of ``module`` after every step (parameters; buffers
+  copied), with the decay ramped up as ``min(ema_decay, (1 + step) / (10 + step))`` so early
+  averages do not hold on to the random initialisation. Both live inside ``net``, so they are
+  checkpointed with it.
 """
 
 from __future__ import annotations
@@ -70,6 +85,10 @@ class LoopConfig:
     eval_every: int | None = None
     log_every: int = 50
     seed: int = 0
+    #: "cosine" (warm-up then a cosine to 0 over the run) or "constant" (warm-up then flat)
+    schedule: str = "cosine"
+    #: EMA decay per step of the recipe's ``ema_pair`` (None: no EMA)
+    ema_decay: float | None = None
 
 
 class Recipe(Protocol):
@@ -116,6 +135,8 @@ def learning_rate(cfg: LoopConfig, step: int, progress: float) -> float:
     (0.5, 0.5)
     """
     warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    if cfg.schedule == "constant":
+        return cfg.lr * warm
     return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -131,19 +152,23 @@ class _Run:
     def seconds(self) -> float:
         return time.perf_counter() - self.t_start
 
-    def resume(self, net: nn.Module, opt: torch.optim.Optimizer, dev: torch.device) -> dict | None:
+    def resume(self, net: nn.Module, opts: dict[str, torch.optim.Optimizer], dev: torch.device) -> dict | None:
         st = torch.load(self.out / CHECKPOINT, map_location=dev, weights_only=True)
         net.load_state_dict(st["net"])
-        opt.load_state_dict(st["opt"])
+        saved = st["opts"] if "opts" in st else {"main": st["opt"]}  # "opt": one-optimiser checkpoints
+        if set(saved) != set(opts):
+            raise ValueError(f"{self.out / CHECKPOINT}: optimisers {sorted(saved)} do not match the recipe's {sorted(opts)}")
+        for k, o in opts.items():
+            o.load_state_dict(saved[k])
         self.epoch = int(st.get("epoch", 0))
         self.step = int(st["step"] if "step" in st else st["gstep"])  # "gstep": checkpoints before the one loop
         self.step_in_epoch = int(st.get("step_in_epoch", self.step))
         self.t_start = time.perf_counter() - float(st.get("elapsed", 0.0))  # time so far counts against the budget
         return st.get("recipe")
 
-    def save(self, net: nn.Module, opt: torch.optim.Optimizer, recipe: Recipe) -> None:
+    def save(self, net: nn.Module, opts: dict[str, torch.optim.Optimizer], recipe: Recipe) -> None:
         with atomic_file(self.out / CHECKPOINT) as fh:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": self.epoch,
+            torch.save({"net": net.state_dict(), "opts": {k: o.state_dict() for k, o in opts.items()}, "epoch": self.epoch,
                         "step_in_epoch": self.step_in_epoch, "step": self.step, "elapsed": self.seconds(),
                         "config": json.dumps(recipe.config()), "recipe": recipe.state_dict()}, fh)
         self.t_ckpt = time.perf_counter()
@@ -185,27 +210,49 @@ def run_training(net: nn.Module, recipe: Recipe, cfg: LoopConfig, out_dir: str |
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     net = net.to(dev)  # contiguous (NCHW) layout: channels_last backward crashed (SIGSEGV) in torch 2.13.0 on a CPU
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    custom = hasattr(recipe, "train_step")
+    if hasattr(recipe, "optimizers"):
+        opts = dict(recipe.optimizers(net))
+    else:
+        opts = {"main": torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+    for o in opts.values():
+        for g in o.param_groups:
+            g.setdefault("base_lr", g["lr"])
+    ema = recipe.ema_pair(net) if cfg.ema_decay and hasattr(recipe, "ema_pair") else None
     run = _Run(out, cfg)
     saved = None
     if resume and (out / CHECKPOINT).is_file():
-        saved = run.resume(net, opt, dev)
+        saved = run.resume(net, opts, dev)
         say(f"resumed from {out / CHECKPOINT}: epoch {run.epoch}, step {run.step}")
     history: list[dict] = []
-    losses: list[float] = []
+    stats: dict[str, list[float]] = {}
 
     def record() -> None:
         net.eval()
         rep = recipe.report(net, dev)
         net.train()
-        rec = {"epoch": run.epoch, "step": run.step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-               "seconds": run.seconds(), **rep}
-        losses.clear()
+        means = {k: float(np.mean(v)) for k, v in stats.items() if v}
+        rec = {"epoch": run.epoch, "step": run.step, "train_loss": means.pop("loss", float("nan")),
+               "seconds": run.seconds(), **{f"train_{k}": v for k, v in means.items()}, **rep}
+        stats.clear()
         history.append(rec)
         with open(out / "history.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         say(f"epoch {rec['epoch']} step {rec['step']}: train loss {rec['train_loss']:.4f}"
             + "".join(f", {k} {v:.4g}" for k, v in rep.items() if isinstance(v, float)))
+
+    def one_step(lr: float, batch: tuple) -> dict[str, float]:
+        for o in opts.values():
+            for g in o.param_groups:
+                g["lr"] = g["base_lr"] * lr / cfg.lr if cfg.lr else g["base_lr"]
+        if custom:
+            return recipe.train_step(net, opts, batch, run.step)
+        x, y = batch
+        loss = recipe.loss(net(x.to(dev).contiguous()), y.to(dev))
+        opts["main"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["main"].step()
+        return {"loss": float(loss.detach())}
 
     stop = False
     while (cfg.epochs is None or run.epoch < cfg.epochs) and not stop:
@@ -219,33 +266,41 @@ def run_training(net: nn.Module, recipe: Recipe, cfg: LoopConfig, out_dir: str |
                 stop = True
                 break
             lr = learning_rate(cfg, run.step, run.progress(spe))
-            x, y = recipe.batch(run.step_in_epoch, run.step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = recipe.loss(net(x.to(dev).contiguous()), y.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            st = one_step(lr, recipe.batch(run.step_in_epoch, run.step))
+            for k, v in st.items():
+                stats.setdefault(k, []).append(float(v))
+            if ema is not None:
+                _ema_update(*ema, min(cfg.ema_decay, (1 + run.step) / (10 + run.step)))
             run.step_in_epoch += 1
             run.step += 1
             if cfg.log_every and run.step % cfg.log_every == 0:
+                recent = {k: float(np.mean(v[-cfg.log_every:])) for k, v in stats.items() if v}
                 info = {"epoch": run.epoch, "step": run.step, "step_in_epoch": run.step_in_epoch,
-                        "steps_per_epoch": spe, "loss": float(np.mean(losses[-cfg.log_every:])), "lr": lr,
-                        "seconds": run.seconds()}
-                say(f"epoch {run.epoch} step {run.step_in_epoch}/{spe or '-'} loss {info['loss']:.4f}")
+                        "steps_per_epoch": spe, "loss": recent.get("loss", float("nan")), "lr": lr,
+                        "seconds": run.seconds(), "stats": recent}
+                say(f"epoch {run.epoch} step {run.step_in_epoch}/{spe or '-'} "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
                 if progress is not None:
                     progress(info)
             if cfg.eval_every and run.step % cfg.eval_every == 0:
                 record()
             if time.perf_counter() - run.t_ckpt > cfg.checkpoint_minutes * 60:
-                run.save(net, opt, recipe)
+                run.save(net, opts, recipe)
         ended = not stop
         if ended:
             run.epoch += 1
             run.step_in_epoch = 0
-        if ended or losses:
+        if ended or stats:
             record()
-        run.save(net, opt, recipe)
+        run.save(net, opts, recipe)
     net.eval()
     return LoopResult(net=net, history=history, step=run.step, epoch=run.epoch, seconds=run.seconds())
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, src: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * src`` for parameters; buffers copied."""
+    for pe, ps in zip(ema.parameters(), src.parameters(), strict=True):
+        pe.lerp_(ps.detach(), 1.0 - decay)
+    for be, bs in zip(ema.buffers(), src.buffers(), strict=True):
+        be.copy_(bs)
