@@ -5,6 +5,10 @@ refiners next) and the one checkpoint registry. No data generation, no training 
   :class:`~recon3d.nn.landmarks.LandmarkRegressor` wrapper (crop, passes, flip test).
 * :mod:`recon3d.nn.occluder`: :class:`~recon3d.nn.occluder.OccluderNet` and
   :func:`~recon3d.nn.occluder.occluder_probability`.
+* :mod:`recon3d.nn.blocks`: the layers later networks share: :class:`~recon3d.nn.blocks.GatedConv2d`,
+  :class:`~recon3d.nn.blocks.GatedResBlock`, :class:`~recon3d.nn.blocks.SelfAttention2d`,
+  :class:`~recon3d.nn.blocks.ConditionalInstanceNorm2d`, :class:`~recon3d.nn.blocks.CrossAttention2d`,
+  :class:`~recon3d.nn.blocks.MMRB` and :func:`~recon3d.nn.blocks.conv_block`.
 * :mod:`recon3d.nn.registry`: safetensors save/load with the configuration in the metadata, the
   format check and the cache (:func:`~recon3d.nn.registry.load_network`).
 * :mod:`recon3d.nn.preprocess`: :func:`~recon3d.nn.preprocess.standardise`, the input normalisation.
