@@ -5,4 +5,9 @@ this package.
 * :mod:`recon3d.data.landmark_set`: the synthesized set on disk (writing, reading, augmentation).
 * :mod:`recon3d.data.occluders`: face crops, random occluder shapes and their pasting.
 * :mod:`recon3d.data.splits`: deterministic hash splits and seeds.
+* :mod:`recon3d.data.faces`: face photo folders (aligned, or detected and aligned to a 68-point
+  template) as a cached ``(N, 3, res, res)`` uint8 :class:`~recon3d.data.faces.FaceSet`, and
+  :class:`~recon3d.data.faces.FaceBatches` (the batch of a step from ``(seed, step)``).
+* :mod:`recon3d.data.augment`: ``to_float`` / ``to_uint8``, ``random_flip_jitter`` and
+  ``diff_augment`` (DiffAugment: colour, translation, cutout; differentiable, seeded).
 """
