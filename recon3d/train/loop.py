@@ -87,7 +87,7 @@ class LoopConfig:
     seed: int = 0
     #: "cosine" (warm-up then a cosine to 0 over the run) or "constant" (warm-up then flat)
     schedule: str = "cosine"
-    #: EMA decay per step of the recipe's ``ema_pair`` (None: no EMA)
+    #: EMA decay per step of the recipe's ``ema_pair`` (None: no EMA; 0: a plain copy after every step)
     ema_decay: float | None = None
 
 
@@ -218,7 +218,7 @@ def run_training(net: nn.Module, recipe: Recipe, cfg: LoopConfig, out_dir: str |
     for o in opts.values():
         for g in o.param_groups:
             g.setdefault("base_lr", g["lr"])
-    ema = recipe.ema_pair(net) if cfg.ema_decay and hasattr(recipe, "ema_pair") else None
+    ema = recipe.ema_pair(net) if cfg.ema_decay is not None and hasattr(recipe, "ema_pair") else None
     run = _Run(out, cfg)
     saved = None
     if resume and (out / CHECKPOINT).is_file():
