@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import Recon3DError
+from ..errors import BackendUnavailableError, Recon3DError
 from ..io.atomic import atomic_file
 from .augment import to_float
 from .splits import is_held_out, photo_key
@@ -143,8 +143,12 @@ def _fingerprint(root: Path, files: list[Path], res: int, align: str, split: str
     h.update(json.dumps({"version": CACHE_VERSION, "root": str(root), "res": res, "align": align, "split": split,
                          "val_percent": val_percent}, sort_keys=True).encode())
     for p in files:
-        st = p.stat()
-        h.update(f"\n{p.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}".encode())
+        try:
+            st = p.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:  # vanished or unreadable meanwhile: decoding will skip it
+            size, mtime = -1, -1
+        h.update(f"\n{p.relative_to(root).as_posix()}\t{size}\t{mtime}".encode())
     return h.hexdigest()[:20]
 
 
@@ -295,18 +299,29 @@ def load_faces(root: str | os.PathLike, res: int, *, split: str = "train", val_p
     if mode == "auto":
         mode = "none" if _is_aligned(files, workers) else "detect"
     if mode == "none":
-        with ThreadPoolExecutor(workers) as ex:
-            results = list(_progress(ex.map(lambda p: _decode_resized(p, res), files), len(files),
-                                     f"faces {root.name} {res}px", progress))
+        ex = ThreadPoolExecutor(workers)
+        stream: Iterable = ex.map(lambda p: _decode_resized(p, res), files)
+        desc = f"faces {root.name} {res}px"
     else:
-        results = _detect_and_align(files, res, progress)
+        ex, stream, desc = None, (_detect_one(p, res) for p in files), f"detect+align {res}px"  # one thread: dlib
+    buf = np.empty((len(files), 3, res, res), np.uint8)  # filled in place: no second copy of the set
+    errors: dict[int, str] = {}
+    try:
+        for i, r in enumerate(_progress(stream, len(files), desc, progress)):
+            if isinstance(r, str):
+                errors[i] = r
+            else:
+                buf[i] = r
+    finally:
+        if ex is not None:
+            ex.shutdown(cancel_futures=True)
 
     rel = [p.relative_to(root).as_posix() for p in files]
-    ok = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
-    skipped = [rel[i] for i, r in enumerate(results) if not isinstance(r, np.ndarray)]
+    ok = [i for i in range(len(files)) if i not in errors]
+    skipped = [rel[i] for i in sorted(errors)]
     if skipped:
-        reasons = [f"{rel[i]} ({results[i]})" for i in range(len(files)) if not isinstance(results[i], np.ndarray)]
-        faceless = sum(1 for r in results if isinstance(r, str) and r == _NO_FACE)
+        reasons = [f"{rel[i]} ({errors[i]})" for i in sorted(errors)]
+        faceless = sum(1 for r in errors.values() if r == _NO_FACE)
         why = f"{len(skipped) - faceless} unreadable" + (f", {faceless} without a face" if mode == "detect" else "")
         log.warning("load_faces(): skipped %d of %d photos under %s (%s), e.g. %s", len(skipped), len(files), root,
                     why, "; ".join(reasons[:3]))
@@ -314,7 +329,7 @@ def load_faces(root: str | os.PathLike, res: int, *, split: str = "train", val_p
                       f"first: {reasons[0]}", stacklevel=2)
     if not ok:
         raise Recon3DError(f"load_faces(): none of the {len(files)} photos under {root} could be used")
-    images = np.stack([results[i] for i in ok])
+    images = buf[ok] if errors else buf
     fs = FaceSet(torch.from_numpy(images), [photo_key(files[i], "/") for i in ok], root, res, mode, skipped,
                  [rel[i] for i in ok], npy)
     try:
@@ -397,15 +412,15 @@ def _detect_one(path: Path, res: int) -> np.ndarray | str:
         pil = _open_rgb(path)
     except Exception as e:  # unreadable: skipped and counted
         return f"{type(e).__name__}: {e}"
-    lmk = _largest_face_landmarks(np.asarray(pil))
-    if lmk is None:
-        return _NO_FACE
-    return align_face(pil, lmk, res)
-
-
-def _detect_and_align(files: list[Path], res: int, progress: bool) -> list[np.ndarray | str]:
-    """Detect and align each photo in turn (the dlib models are shared, so one thread)."""
-    return [_detect_one(p, res) for p in _progress(files, len(files), f"detect+align {res}px", progress)]
+    try:
+        lmk = _largest_face_landmarks(np.asarray(pil))
+        if lmk is None:
+            return _NO_FACE
+        return align_face(pil, lmk, res)
+    except BackendUnavailableError:  # no detector at all: not a problem of this photo
+        raise
+    except Exception as e:  # a degenerate detection or an odd image: skipped and counted
+        return f"{type(e).__name__}: {e}"
 
 
 class FaceBatches:
