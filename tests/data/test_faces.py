@@ -134,3 +134,96 @@ def test_shared_faces128(shared_dir, tmp_path):
     assert time.perf_counter() - t < 2.0 and torch.equal(again.images, fs.images), cold
     m = fs.images.float().mean()
     assert 40 < float(m) < 200
+
+
+# --- align="detect": the similarity warp to TEMPLATE_68 ---------------------------------------
+
+
+def _blob_image(size, centre_xy, sigma=2.0):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    g = np.exp(-((xx - centre_xy[0]) ** 2 + (yy - centre_xy[1]) ** 2) / (2 * sigma ** 2))
+    return np.repeat((g * 255).astype(np.uint8)[..., None], 3, -1)
+
+
+def _centroid(chw):
+    g = chw[0].astype(np.float64)
+    g = np.where(g > g.max() * 0.2, g, 0)
+    yy, xx = np.mgrid[0:g.shape[0], 0:g.shape[1]]
+    return np.array([(g * xx).sum(), (g * yy).sum()]) / g.sum()
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (68, 2))
+    a, s, t = np.deg2rad(25.0), 1.7, np.array([12.0, -4.0])
+    r = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    m = faces_mod.similarity_transform(src, src @ r.T + t)
+    assert np.allclose(m[:2, :2], r) and np.allclose(m[:2, 2], t)
+
+
+def test_align_face_identity_on_the_template():
+    arr = np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    out = faces_mod.align_face(arr, faces_mod.TEMPLATE_68 * 40 - 0.5, 40)
+    assert out.shape == (3, 40, 40) and np.abs(out.astype(int) - arr.transpose(2, 0, 1)).max() <= 1
+
+
+@pytest.mark.parametrize("scale,size", [(2.5, 200), (9.0, 700)])  # the second one shrinks the photo first
+def test_align_face_puts_landmarks_on_the_template(scale, size):
+    res = 64
+    a = np.deg2rad(-30.0)
+    rot = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    unit = faces_mod.TEMPLATE_68.astype(np.float64)
+    lmk = (unit * res - res / 2) @ rot.T + size / 2 - 0.5  # template -> photo pixel centres
+    k = 36  # an eye corner
+    img = _blob_image(size, lmk[k], sigma=1.5 * scale)
+    out = faces_mod.align_face(img, lmk, res)
+    want = unit[k] * res - 0.5
+    assert np.linalg.norm(_centroid(out) - want) < 0.35, (_centroid(out), want)
+
+
+def test_load_faces_auto_detects_unaligned_folders(tmp_path, monkeypatch):
+    root = tmp_path / "wild"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(60, 80), (90, 70), (50, 50), (64, 64)]):
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if i != 3 else np.zeros((h, w, 3), np.uint8)
+        Image.fromarray(arr).save(root / f"p{i}.png")
+    seen = []
+
+    def fake(u8):  # a "face" filling the middle of the photo, none in the black one
+        seen.append(u8.shape)
+        if u8.max() == 0:
+            return None
+        h, w = u8.shape[:2]
+        side = 0.6 * min(h, w)
+        return faces_mod.TEMPLATE_68 * side + np.array([(w - side) / 2, (h - side) / 2]) - 0.5
+
+    monkeypatch.setattr(faces_mod, "_largest_face_landmarks", fake)
+    with pytest.warns(UserWarning, match="0 unreadable, 1 without a face"):
+        fs = load_faces(root, 32, split="all", cache_dir=tmp_path / "c", progress=False)
+    assert fs.align == "detect" and fs.images.shape == (3, 3, 32, 32) and fs.skipped == ["p3.png"]
+    assert sorted(seen) == sorted([(60, 80, 3), (90, 70, 3), (50, 50, 3), (64, 64, 3)])
+    # align="none" on the same folder: resized as they are (no detector)
+    seen.clear()
+    fs2 = load_faces(root, 32, split="all", align="none", cache_dir=tmp_path / "c", progress=False)
+    assert fs2.align == "none" and len(fs2) == 4 and not seen
+
+
+@pytest.mark.shared
+def test_shared_detect_and_align_real_photos(shared_dir, tmp_path):
+    root = shared_dir / "300w" / "afw"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
+    pytest.importorskip("dlib")
+    fs = load_faces(root, 128, split="all", align="auto", limit=4, cache_dir=tmp_path, progress=False)
+    assert fs.align == "detect" and len(fs) >= 3
+    errs = []
+    for rel, img in zip(fs.paths, fs.images.numpy(), strict=True):
+        # where the similarity puts the photo's landmarks, vs the landmarks found again in the output
+        lmk = faces_mod._largest_face_landmarks(np.asarray(faces_mod._open_rgb(root / rel)))
+        m = faces_mod.similarity_transform(lmk + 0.5, faces_mod.TEMPLATE_68 * 128)
+        mapped = (np.c_[lmk + 0.5, np.ones(68)] @ m.T)[:, :2] - 0.5
+        again = faces_mod._largest_face_landmarks(np.ascontiguousarray(img.transpose(1, 2, 0)))
+        assert again is not None
+        errs.append(np.linalg.norm(again - mapped, axis=1).mean())
+    assert np.median(errs) < 2.0, errs  # pixels at 128 px (dlib's own jitter is ~1 px)
