@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, nargs="+", help="folder(s) of face photos (recursively)")
     ap.add_argument("--out", required=True, help="checkpoint / history / samples folder")
     ap.add_argument("--minutes", type=float, default=30.0, help="training-time budget (total, across resumed runs)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="what --minutes counts: elapsed time (default) or this process's CPU time (equal compute "
+                         "for runs that share a machine)")
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None, help="default: 2e-3 (stylegan2) / 2e-4 (dcgan)")
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d training faces at %d²", len(faces), args.res)
     cfg = GanTrainConfig(arch=args.arch, res=args.res, batch=args.batch, lr=args.lr, r1_gamma=args.r1,
                          pl_weight=args.pl_weight, augment=args.augment, g_kwargs=g_kw, d_kwargs=d_kw,
-                         max_minutes=None if args.steps else args.minutes, max_steps=args.steps, ema_decay=args.ema,
+                         max_minutes=None if args.steps else args.minutes, max_steps=args.steps, clock=args.clock, ema_decay=args.ema,
                          eval_every=args.eval_every, fd_samples=args.fd_samples, seed=args.seed,
                          log_every=5)
     fd_fn = _fd_fn(args, load_faces) if args.fd_samples else None

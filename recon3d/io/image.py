@@ -38,7 +38,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import ImageError
 from .atomic import atomic_file
 
-__all__ = ["LoadedImage", "load_image", "save_image", "to_uint8", "DEFAULT_MAX_PIXELS"]
+__all__ = ["LoadedImage", "load_image", "save_image", "to_uint8", "DEFAULT_MAX_PIXELS", "batch_to_uint8", "contact_sheet",
+           "save_gif"]
 
 log = logging.getLogger(__name__)
 
@@ -329,4 +330,45 @@ def save_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray, *, quali
             pil.save(fh, format=fmt, **kw)
     except Exception as e:
         raise ImageError(f"save_image(): {path}: write failed ({type(e).__name__}: {e})") from e
+    return path
+
+
+def batch_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """A batch of network images ``(N, 3, H, W)`` in ``[-1, 1]`` as ``(N, H, W, 3)`` uint8.
+
+    >>> batch_to_uint8(torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1)).tolist()
+    [[[[0, 128, 255]]]]
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ImageError(f"batch_to_uint8(): expected (N, 3, H, W), got {tuple(images.shape)}")
+    x = (images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def contact_sheet(images: np.ndarray, ncol: int, gap: int = 2) -> np.ndarray:
+    """Tile ``(N, H, W, 3)`` uint8 images row by row, ``ncol`` per row, with white ``gap``-pixel borders.
+
+    >>> contact_sheet(np.zeros((3, 4, 4, 3), np.uint8), 2).shape
+    (14, 14, 3)
+    """
+    n, h, w, c = images.shape
+    rows = -(-n // ncol)
+    sheet = np.full((rows * (h + gap) + gap, ncol * (w + gap) + gap, c), 255, np.uint8)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        sheet[gap + r * (h + gap):gap + r * (h + gap) + h, gap + k * (w + gap):gap + k * (w + gap) + w] = images[i]
+    return sheet
+
+
+def save_gif(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 12.0, scale: int = 1) -> Path:
+    """Write ``(N, H, W, 3)`` uint8 frames as a looping GIF, atomically (each frame enlarged ``scale`` x,
+    nearest neighbour)."""
+    path = Path(path)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ImageError(f"save_gif(): {path}: frames must be (N, H, W, 3), got {frames.shape}")
+    if not path.parent.is_dir():
+        raise ImageError(f"save_gif(): {path}: folder {path.parent} does not exist")
+    ims = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    with atomic_file(path) as fh:
+        ims[0].save(fh, format="GIF", save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
     return path

@@ -7,7 +7,9 @@ to feed it.
   then follows a cosine to 0 over the run (:func:`learning_rate`). The run's progress is the epoch
   progress when ``epochs`` is set, the share of ``max_minutes`` spent when that is set, the larger
   of the two when both are (the schedule ends with the time budget if that comes first).
-* **stopping**: after ``epochs`` epochs, when ``max_minutes`` of training time are spent (checked
+* **stopping**: after ``epochs`` epochs, when ``max_minutes`` of training time are spent (wall time,
+  or with ``clock="cpu"`` the process's CPU time, so that two runs sharing a machine get equal
+  compute; both clocks are recorded in every history record and checkpoint; checked
   before every step, so a resumed run whose budget is spent does nothing), or at ``max_steps``
   (a hard stop that does not change the schedule).
 * **checkpoints**: ``OUT/last.pt`` (network, optimiser, epoch, step, training time, the recipe's
@@ -76,8 +78,11 @@ class LoopConfig:
     warmup_steps: int = 100
     #: None: one endless epoch, bounded by ``max_minutes`` or ``max_steps``
     epochs: int | None = None
-    #: training-time budget (resumed runs count the time already spent)
+    #: training-time budget (resumed runs count the time already spent), on ``clock``
     max_minutes: float | None = None
+    #: the budget's clock: "wall" (elapsed time) or "cpu" (CPU time of this process, all threads:
+    #: equal budgets are equal compute whatever else the machine is doing)
+    clock: str = "wall"
     #: stop after this many steps in all (does not change the schedule)
     max_steps: int | None = None
     checkpoint_minutes: float = 5.0
@@ -147,10 +152,18 @@ class _Run:
         self.out, self.cfg = out, cfg
         self.epoch = self.step_in_epoch = self.step = 0
         self.t_start = time.perf_counter()
+        self.c_start = time.process_time()
         self.t_ckpt = self.t_start
 
-    def seconds(self) -> float:
+    def wall_seconds(self) -> float:
         return time.perf_counter() - self.t_start
+
+    def cpu_seconds(self) -> float:
+        return time.process_time() - self.c_start
+
+    def seconds(self) -> float:
+        """Training time on the budget's clock (``cfg.clock``), all runs."""
+        return self.cpu_seconds() if self.cfg.clock == "cpu" else self.wall_seconds()
 
     def resume(self, net: nn.Module, opts: dict[str, torch.optim.Optimizer], dev: torch.device) -> dict | None:
         st = torch.load(self.out / CHECKPOINT, map_location=dev, weights_only=True)
@@ -163,13 +176,16 @@ class _Run:
         self.epoch = int(st.get("epoch", 0))
         self.step = int(st["step"] if "step" in st else st["gstep"])  # "gstep": checkpoints before the one loop
         self.step_in_epoch = int(st.get("step_in_epoch", self.step))
-        self.t_start = time.perf_counter() - float(st.get("elapsed", 0.0))  # time so far counts against the budget
+        # time so far counts against the budget
+        self.t_start = time.perf_counter() - float(st.get("wall_elapsed", st.get("elapsed", 0.0)))
+        self.c_start = time.process_time() - float(st.get("cpu_elapsed", 0.0))
         return st.get("recipe")
 
     def save(self, net: nn.Module, opts: dict[str, torch.optim.Optimizer], recipe: Recipe) -> None:
         with atomic_file(self.out / CHECKPOINT) as fh:
             torch.save({"net": net.state_dict(), "opts": {k: o.state_dict() for k, o in opts.items()}, "epoch": self.epoch,
                         "step_in_epoch": self.step_in_epoch, "step": self.step, "elapsed": self.seconds(),
+                        "wall_elapsed": self.wall_seconds(), "cpu_elapsed": self.cpu_seconds(),
                         "config": json.dumps(recipe.config()), "recipe": recipe.state_dict()}, fh)
         self.t_ckpt = time.perf_counter()
 
@@ -229,11 +245,13 @@ def run_training(net: nn.Module, recipe: Recipe, cfg: LoopConfig, out_dir: str |
 
     def record() -> None:
         net.eval()
-        rep = recipe.report(net, dev)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # reports leave the training stream alone
+            rep = recipe.report(net, dev)
         net.train()
         means = {k: float(np.mean(v)) for k, v in stats.items() if v}
         rec = {"epoch": run.epoch, "step": run.step, "train_loss": means.pop("loss", float("nan")),
-               "seconds": run.seconds(), **{f"train_{k}": v for k, v in means.items()}, **rep}
+               "seconds": run.seconds(), "wall_seconds": run.wall_seconds(), "cpu_seconds": run.cpu_seconds(),
+               **{f"train_{k}": v for k, v in means.items()}, **rep}
         stats.clear()
         history.append(rec)
         with open(out / "history.jsonl", "a") as fh:

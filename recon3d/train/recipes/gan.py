@@ -40,8 +40,9 @@ from torch import nn
 
 from ...data.augment import diff_augment
 from ...data.faces import FaceBatches, FaceSet
-from ...io.atomic import atomic_file
+from ...io.image import batch_to_uint8, contact_sheet, save_image
 from ...nn.dcgan import DCGAN_D, DCGAN_G, DCDiscriminator, DCGenerator
+from ...nn.generation import generate
 from ...nn.registry import load_network
 from ...nn.stylegan2 import STYLEGAN2_D, STYLEGAN2_G, StyleDiscriminator, StyleGenerator
 from ..loop import LoopConfig, run_training
@@ -127,19 +128,9 @@ def _nonsat_d(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tenso
     return F.softplus(fake_logit).mean() + F.softplus(-real_logit).mean()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int) -> None:
-    """Write images in [-1, 1] (N, 3, H, W) as one PNG grid (``nrow`` per row, 2-pixel gaps), atomically."""
-    from PIL import Image
-
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    n, _, h, w = x.shape
-    rows = math.ceil(n / nrow)
-    sheet = torch.full((3, rows * (h + 2) + 2, nrow * (w + 2) + 2), 255, dtype=torch.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        sheet[:, 2 + r * (h + 2):2 + r * (h + 2) + h, 2 + c * (w + 2):2 + c * (w + 2) + w] = x[i]
-    with atomic_file(Path(path)) as fh:
-        Image.fromarray(sheet.permute(1, 2, 0).numpy()).save(fh, format="PNG")
+def save_grid(images: torch.Tensor, path: str | Path, ncol: int) -> None:
+    """Write images in [-1, 1] (N, 3, H, W) as one PNG contact sheet, ``ncol`` per row, atomically."""
+    save_image(path, contact_sheet(batch_to_uint8(images), ncol))
 
 
 class GanRecipe:
@@ -266,13 +257,13 @@ class GanRecipe:
         G = net["G_ema"]
         if self.grid_z is None:
             self.grid_z = torch.randn(self.cfg.grid ** 2, G.z_dim, generator=torch.Generator().manual_seed(12345))
-        imgs = torch.cat([G(z.to(device)) for z in self.grid_z.split(16)])
+        imgs = generate(G, z=self.grid_z, seed=12345)
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         save_grid(imgs, self.out / "samples" / "latest.png", self.cfg.grid)
         rep: dict = {}
         if self.fd_fn is not None and self.cfg.fd_samples:
             z = torch.randn(self.cfg.fd_samples, G.z_dim, generator=torch.Generator().manual_seed(777))
-            fake = torch.cat([G(c.to(device)).cpu() for c in z.split(32)])
+            fake = generate(G, z=z, seed=777)
             rep["fd_dlib"] = float(self.fd_fn(fake))
         return rep
 
