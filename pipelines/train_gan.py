@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipelines.train_gan", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=("dcgan", "stylegan2"), default="stylegan2")
-    ap.add_argument("--res", type=int, choices=(32, 64, 128, 256), default=64)
+    ap.add_argument("--res", type=int, choices=(16, 32, 64, 128, 256), default=64)
     ap.add_argument("--data", required=True, nargs="+", help="folder(s) of face photos (recursively)")
     ap.add_argument("--out", required=True, help="checkpoint / history / samples folder")
     ap.add_argument("--minutes", type=float, default=30.0, help="training-time budget (total, across resumed runs)")
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="stylegan2 widths as RES:CH,... (e.g. 4:512,8:512,16:512,32:512,64:256); dcgan: NGF,NDF")
     ap.add_argument("--ema", type=float, default=None, help="EMA decay per step (default 0.999 stylegan2, 0 = none for dcgan)")
     ap.add_argument("--val-percent", type=float, default=5.0, help="held-out share of the photos (hash split)")
+    ap.add_argument("--cache-dir", default=None, help="where decoded faces are cached (default ~/.cache/recon3d/faces)")
     ap.add_argument("--limit", type=int, default=None, help="use at most this many photos")
     ap.add_argument("--fd-samples", type=int, default=0, help="FD-dlib estimate on this many images at each eval")
     ap.add_argument("--eval-every", type=int, default=500)
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     g_kw, d_kw = _widths(args.arch, args.channels, ap)
     try:
         faces = load_faces(args.data[0], args.res, split="train", val_percent=args.val_percent, limit=args.limit,
-                           progress=not args.quiet) if len(args.data) == 1 else _concat(args, load_faces)
-    except (OSError, ValueError) as e:
+                           cache_dir=args.cache_dir, progress=not args.quiet) if len(args.data) == 1 else _concat(args, load_faces)
+    except (OSError, ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if len(faces) < args.batch:
@@ -146,14 +147,15 @@ def _concat(args, load_faces):
     from recon3d.data.faces import FaceSet
 
     sets = [load_faces(d, args.res, split="train", val_percent=args.val_percent, limit=args.limit,
-                       progress=not args.quiet) for d in args.data]
+                       cache_dir=args.cache_dir, progress=not args.quiet) for d in args.data]
     return FaceSet(torch.cat([s.images for s in sets]), [k for s in sets for k in s.keys], Path(args.data[0]), args.res)
 
 
 def _fd_fn(args, load_faces):
     from recon3d.train.gan_metrics import FdEstimator
 
-    val = load_faces(args.data[0], args.res, split="val", val_percent=args.val_percent, progress=False)
+    val = load_faces(args.data[0], args.res, split="val", val_percent=args.val_percent, cache_dir=args.cache_dir,
+                     progress=False)
     return FdEstimator(val.images[: max(args.fd_samples, 256)], device=args.device)
 
 
