@@ -93,7 +93,7 @@ def _add_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     operand zero outside its own extent (channels and rows/columns at the end)."""
     if a.shape == b.shape:
         return a + b
-    size = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:])]
+    size = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:], strict=True)]
 
     def pad(t):
         return F.pad(t, (0, size[2] - t.shape[3], 0, size[1] - t.shape[2], 0, size[0] - t.shape[1]))

@@ -95,7 +95,7 @@ def feature_matching_loss(net, a: torch.Tensor, b: torch.Tensor, weights: Sequen
     if len(w) != len(fa):
         raise ValueError(f"feature_matching_loss(): {len(fa)} feature maps, got {len(w)} weights")
     total = 0
-    for wi, x, y in zip(w, fa, fb):
+    for wi, x, y in zip(w, fa, fb, strict=True):
         if x.shape != y.shape:
             raise ShapeError(f"feature_matching_loss(): feature maps {tuple(x.shape)} and {tuple(y.shape)} differ")
         x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)

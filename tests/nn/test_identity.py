@@ -12,8 +12,16 @@ import torch
 
 from recon3d.errors import AssetError, ShapeError
 from recon3d.nn.identity import (
-    _CHIP_POINTS_68, _MEAN_FACE_X, _MEAN_FACE_Y, IdentityNet, convert_dlib_dat, dlib_identity_dat_path,
-    extract_chip, face_chip_transform, load_identity_net, read_dlib_dat,
+    _CHIP_POINTS_68,
+    _MEAN_FACE_X,
+    _MEAN_FACE_Y,
+    IdentityNet,
+    convert_dlib_dat,
+    dlib_identity_dat_path,
+    extract_chip,
+    face_chip_transform,
+    load_identity_net,
+    read_dlib_dat,
 )
 
 
@@ -120,6 +128,19 @@ def test_chip_and_descriptor_match_dlib(dlib, dlib_rec, net, scale, angle):
     with torch.no_grad():
         d = net(torch.from_numpy(np.round(ours_q)).permute(2, 0, 1)[None].float() / 255)[0].double().numpy()
     assert np.linalg.norm(d - np.asarray(dlib_rec.compute_face_descriptor(img, shape))) < 1e-3
+
+
+def test_five_point_chip_matches_dlib(dlib):
+    from recon3d.nn.identity import _TEMPLATE_5
+
+    img = _smooth_image(400, 420, seed=4)
+    c, s = np.cos(0.2), np.sin(0.2)
+    pts = np.round((np.array(_TEMPLATE_5) - 0.5) @ (150 * np.array([[c, s], [-s, c]])) + (205.0, 190.0))
+    shape = dlib.full_object_detection(dlib.rectangle(100, 100, 300, 300), [dlib.point(int(x), int(y)) for x, y in pts])
+    ref = np.asarray(dlib.get_face_chip(img, shape, 150, 0.25)).astype(float)
+    ours = extract_chip(_to_tensor(img), face_chip_transform(pts)[None], quantize=True)[0].permute(1, 2, 0).numpy()
+    d = np.abs(ours * 255 - ref)
+    assert d.max() <= 1.0 + 1e-3 and d.mean() < 0.01
 
 
 def test_chip_transform_of_the_template_is_the_template():
