@@ -108,7 +108,7 @@ def _torch_descriptor(img_u8: np.ndarray, pts: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(img_u8.copy()).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         chip = extract_chip(x, face_chip_transform(pts)[None], quantize=True)
-        return load_identity_net()(chip)[0].double().numpy()
+        return to_numpy(load_identity_net()(chip)[0]).astype(np.float64)
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
