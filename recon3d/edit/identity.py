@@ -3,6 +3,11 @@
 the chip aligned by 68 landmarks. dlib's standard verification rule: same person when the
 euclidean distance of two descriptors is below 0.6.
 
+``face_descriptor(..., backend="torch")`` computes the same descriptor with recon3d's PyTorch port
+(:mod:`recon3d.nn.identity`: our chip, 8-bit quantised as dlib's, and our network; within ~3e-4
+of dlib's, see docs/BENCHMARKS.md "Identity network"); with ``lmk_px`` it needs no dlib at all.
+Differentiable identity losses live in :mod:`recon3d.train.losses`.
+
 dlib is imported on first use (optional dependency of the dlib detector backend); the models stay in
 the process-wide cache (:mod:`recon3d._cache`).
 """
@@ -44,7 +49,7 @@ def _u8(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
-def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
+def face_descriptor(image, *, lmk_px=None, box=None, backend: str = "dlib") -> np.ndarray | None:
     """128-D dlib descriptor of the (largest) face of ``image``.
 
     Args:
@@ -53,6 +58,9 @@ def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
             dlib's 68-point predictor on ``box``.
         box: optional ``[x0, y0, x1, y1]`` face box; default: dlib's HOG detector (upsampled once),
             else the landmarks' bounding box.
+        backend: ``"dlib"`` (dlib's ``compute_face_descriptor``) or ``"torch"`` (recon3d's port,
+            :func:`recon3d.nn.identity.load_identity_net`; same landmarks, rounded to whole pixels
+            as dlib's ``full_object_detection`` holds them).
 
     Returns:
         ``(128,)`` float64, or None when no face is found.
@@ -60,13 +68,18 @@ def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
     Raises:
         ShapeError: ``image`` is not ``(H, W, 3)`` (or ``(H, W, 4)``, alpha ignored), ``lmk_px`` not
             ``(68, 2)`` or ``box`` not 4 numbers.
+        ValueError: unknown ``backend``.
     """
+    if backend not in ("dlib", "torch"):
+        raise ValueError(f"face_descriptor(): backend must be 'dlib' or 'torch', got {backend!r}")
     image, lmk_px, box = (None if x is None else to_numpy(x) for x in (image, lmk_px, box))
     dims = check_shapes("face_descriptor()", image=(image, "H W C"), lmk_px=(lmk_px, "68 2"), box=(box, "4"))
     if dims["C"] not in (3, 4):
         raise ShapeError(f"face_descriptor(): image must be (H, W, 3) (or (H, W, 4)), got {image.shape}")
-    dlib, rec, sp, det = _models()
     img = _u8(image)
+    if backend == "torch" and lmk_px is not None:
+        return _torch_descriptor(img, np.round(lmk_px.astype(np.float64)))
+    dlib, rec, sp, det = _models()
     if lmk_px is not None:
         pts = lmk_px.astype(np.float64)
         x0, y0 = pts.min(0)
@@ -82,7 +95,20 @@ def face_descriptor(image, *, lmk_px=None, box=None) -> np.ndarray | None:
                 return None
             rect = max(dets, key=lambda r: r.width() * r.height())
         shape = sp(img, rect)
+    if backend == "torch":
+        return _torch_descriptor(img, np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64))
     return np.asarray(rec.compute_face_descriptor(img, shape), dtype=np.float64)
+
+
+def _torch_descriptor(img_u8: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    import torch
+
+    from ..nn.identity import extract_chip, face_chip_transform, load_identity_net
+
+    x = torch.from_numpy(img_u8.copy()).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        chip = extract_chip(x, face_chip_transform(pts)[None], quantize=True)
+        return to_numpy(load_identity_net()(chip)[0]).astype(np.float64)
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

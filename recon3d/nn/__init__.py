@@ -9,19 +9,27 @@ refiners next) and the one checkpoint registry. No data generation, no training 
   :class:`~recon3d.nn.blocks.GatedResBlock`, :class:`~recon3d.nn.blocks.SelfAttention2d`,
   :class:`~recon3d.nn.blocks.ConditionalInstanceNorm2d`, :class:`~recon3d.nn.blocks.CrossAttention2d`,
   :class:`~recon3d.nn.blocks.MMRB` and :func:`~recon3d.nn.blocks.conv_block`.
+* :mod:`recon3d.nn.identity`: :class:`~recon3d.nn.identity.IdentityNet`, a PyTorch port of dlib's face
+  recognition ResNet (the ArcFace role) read from dlib's own ``.dat``, and dlib's face chip
+  (:func:`~recon3d.nn.identity.face_chip_transform`, differentiable
+  :func:`~recon3d.nn.identity.extract_chip`).
 * :mod:`recon3d.nn.registry`: safetensors save/load with the configuration in the metadata, the
   format check and the cache (:func:`~recon3d.nn.registry.load_network`).
 * :mod:`recon3d.nn.preprocess`: :func:`~recon3d.nn.preprocess.standardise`, the input normalisation.
 
 :data:`NETWORKS` names every network's :class:`~recon3d.nn.registry.NetworkSpec`, e.g.
-``load_network(NETWORKS["occluder"])`` loads the shipped occluder weights.
+``load_network(NETWORKS["occluder"])`` loads the shipped occluder weights. ``NETWORKS["identity"]``
+ships no weights (dlib's installed ``.dat`` is the source): load it with
+:func:`~recon3d.nn.identity.load_identity_net`, or convert it once with
+:func:`~recon3d.nn.identity.convert_dlib_dat` and load that file with ``load_network``.
 """
 
+from .identity import IDENTITY_NET
 from .landmarks import LANDMARK_NET
 from .occluder import OCCLUDER_NET
 from .registry import NetworkSpec, load_network, save_network
 
 #: every network of recon3d by registry name
-NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET)}
+NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

@@ -91,8 +91,12 @@ def test_loading_never_unpickles(tmp_path):
 
 
 def test_networks_table_names_every_network():
-    assert NETWORKS == {"landmarks": LANDMARK_NET, "occluder": OCCLUDER_NET}
-    assert all(s.asset and s.format for s in NETWORKS.values())
+    from recon3d.nn.identity import IDENTITY_NET
+
+    assert NETWORKS == {"landmarks": LANDMARK_NET, "occluder": OCCLUDER_NET, "identity": IDENTITY_NET}
+    assert all(s.format for s in NETWORKS.values())
+    # every network ships its weights except the identity network, whose source is dlib's installed .dat
+    assert [n for n, s in NETWORKS.items() if not s.asset] == ["identity"]
 
 
 def test_old_import_paths_warn_and_point_to_the_new_homes():

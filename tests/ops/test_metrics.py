@@ -1,4 +1,4 @@
-"""Tests of recon3d.ops.metrics (the one NME)."""
+"""Tests of recon3d.ops.metrics (the one NME; the Fréchet and kernel distances of embedding sets)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,51 @@ def test_degenerate_box_is_finite_and_errors_raise():
     with pytest.raises(ValueError, match="norm"):
         nme(g, g, norm="iod")
 
+
+
+# ---- embedding-set metrics (FD-dlib / KID-dlib on identity descriptors) ----
+
+def test_frechet_distance_analytic_gaussians():
+    from recon3d.ops.metrics import frechet_distance
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 3))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(x, x + [1.0, 2.0, 2.0]) == pytest.approx(9.0, abs=1e-9)  # |dmu|^2
+    # scaling one set by 2: |mu|^2 + tr(S + 4S - 2 * 2S) = |mu|^2 + tr(S)
+    expected = x.mean(0) @ x.mean(0) + np.trace(np.cov(x, rowvar=False))
+    assert frechet_distance(x, 2 * x) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(torch.tensor(x), torch.tensor(x + 1.0)) == pytest.approx(3.0, abs=1e-9)
+
+
+def test_frechet_distance_singular_covariances_stay_finite():
+    from recon3d.ops.metrics import frechet_distance
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(5, 16)), rng.normal(size=(6, 16))  # fewer samples than dimensions
+    d = frechet_distance(a, b)
+    assert np.isfinite(d) and d > 0
+
+
+def test_kernel_distance_is_unbiased_and_grows_with_the_shift():
+    from recon3d.ops.metrics import kernel_distance
+
+    rng = np.random.default_rng(3)
+    means = [kernel_distance(rng.normal(size=(100, 4)), rng.normal(size=(100, 4)), subsets=5, subset_size=50,
+                             seed=s)[0] for s in range(40)]
+    assert abs(np.mean(means)) < 3 * np.std(means) / np.sqrt(len(means)) + 1e-3  # ~0, either sign
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))
+    small, large = (kernel_distance(x, y + s, subsets=10, subset_size=100)[0] for s in (0.5, 2.0))
+    assert 0 < small < large
+    assert kernel_distance(x, y, seed=7) == kernel_distance(x, y, seed=7)
+
+
+def test_embedding_metrics_reject_bad_input():
+    from recon3d.ops.metrics import frechet_distance, kernel_distance
+
+    with pytest.raises(ShapeError, match="dimension"):
+        frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ShapeError, match=r"\(N, D\)"):
+        kernel_distance(np.zeros(5), np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="subsets"):
+        kernel_distance(np.zeros((5, 2)), np.zeros((5, 2)), subsets=0)
