@@ -24,12 +24,15 @@ ships no weights (dlib's installed ``.dat`` is the source): load it with
 :func:`~recon3d.nn.identity.convert_dlib_dat` and load that file with ``load_network``.
 """
 
+from .dcgan import DCGAN_D, DCGAN_G
 from .identity import IDENTITY_NET
 from .landmarks import LANDMARK_NET
 from .occluder import OCCLUDER_NET
 from .registry import NetworkSpec, load_network, save_network
+from .stylegan2 import STYLEGAN2_D, STYLEGAN2_G
 
 #: every network of recon3d by registry name
-NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET)}
+NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET, STYLEGAN2_G,
+                                                          STYLEGAN2_D, DCGAN_G, DCGAN_D)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

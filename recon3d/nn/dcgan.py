@@ -91,4 +91,4 @@ class DCDiscriminator(nn.Module):
 DCGAN_G = NetworkSpec(name="dcgan", cls=DCGenerator, format="recon3d-dcgan-generator-v1", what="DCGAN generator",
                       asset="recon3d_dcgan_64_v1.safetensors")
 DCGAN_D = NetworkSpec(name="dcgan-d", cls=DCDiscriminator, format="recon3d-dcgan-discriminator-v1",
-                      what="DCGAN discriminator")
+                      what="DCGAN discriminator", asset="recon3d_dcgan_64_v1_d.safetensors")

@@ -28,6 +28,7 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ from .registry import NetworkSpec, load_network, save_network
 __all__ = [
     "CHIP_SIZE", "CHIP_PADDING", "DLIB_MEAN_RGB", "IDENTITY_NET", "DlibLayer", "IdentityNet",
     "read_dlib_dat", "identity_net_from_dat", "load_identity_net", "convert_dlib_dat", "dlib_identity_dat_path",
-    "face_chip_transform", "extract_chip",
+    "face_chip_transform", "extract_chip", "aligned_chip_matrix", "embed_aligned",
+    "identity_distance", "feature_distance",
 ]
 
 #: side of dlib's face chip (the network's input), pixels
@@ -600,3 +602,114 @@ def extract_chip(images: torch.Tensor, matrices, *, size: int = CHIP_SIZE, pyram
             chip = torch.floor(chip * 255.0 + 1e-4) / 255.0
         out.append(chip)
     return torch.stack(out)
+
+
+def aligned_chip_matrix(res: int) -> np.ndarray:
+    """The ``(2, 3)`` chip matrix of a ``res`` x ``res`` face aligned to recon3d's template
+    (:data:`recon3d.ops.align.TEMPLATE_68`: the training faces, the generators' output): dlib's chip
+    placed from the template's landmarks, so no detection is needed.
+
+    >>> aligned_chip_matrix(64).shape
+    (2, 3)
+    """
+    from ..ops.align import TEMPLATE_68
+
+    return face_chip_transform(TEMPLATE_68.astype(np.float64) * res - 0.5)  # unit square -> pixel centres
+
+
+def embed_aligned(images: torch.Tensor, net: IdentityNet | None = None, *, batch: int = 64,
+                  device: torch.device | str | None = None) -> np.ndarray:
+    """Identity descriptors ``(N, 128)`` float64 of template-aligned faces ``(N, 3, res, res)`` in
+    **[-1, 1]** (the generators' range), through :func:`aligned_chip_matrix` and the network
+    (default: :func:`load_identity_net`). Used by FD-dlib / KID-dlib and by identity metrics of
+    generated, restored or inverted faces."""
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ShapeError(f"embed_aligned(): expected (N, 3, res, res) images, got {tuple(images.shape)}")
+    net = net if net is not None else load_identity_net(device=device)
+    dev = next(net.parameters()).device
+    m = aligned_chip_matrix(int(images.shape[2]))
+    out = []
+    with torch.no_grad():
+        for x in images.split(batch):
+            x01 = ((x.float() + 1) / 2).clamp(0, 1).to(dev)
+            chips = extract_chip(x01, np.broadcast_to(m, (len(x), 2, 3)))
+            out.append(net(chips).double().cpu())
+    return torch.cat(out).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# distances on the network (identity loss, feature matching; used by inversion and by training)
+
+def _chips(x: torch.Tensor, matrices, what: str) -> torch.Tensor:
+    if matrices is not None:
+        return extract_chip(x, matrices)
+    if x.ndim != 4 or tuple(x.shape[1:]) != (3, CHIP_SIZE, CHIP_SIZE):
+        raise ShapeError(f"{what}: without matrices the input must be (B, 3, {CHIP_SIZE}, {CHIP_SIZE}) chips, "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
+def identity_distance(net, a: torch.Tensor, b: torch.Tensor, *, matrices_a=None, matrices_b=None,
+                  metric: str = "l2") -> torch.Tensor:
+    """Identity distance of ``a`` and ``b`` per sample.
+
+    Args:
+        net: an :class:`~recon3d.nn.identity.IdentityNet`.
+        a: ``(B, 3, 150, 150)`` chips, or ``(B, 3, H, W)`` images with ``matrices_a``.
+        b: the same for the other side (often the target, detached).
+        matrices_a: ``(B, 2, 3)`` chip matrices of ``a`` (None: ``a`` is already chips).
+        matrices_b: the same for ``b``.
+        metric: ``"l2"`` (default): ``|d_a - d_b|``, dlib's metric (same person below 0.6);
+            ``"cosine"``: ``1 - cos(d_a, d_b)``.
+
+    Returns:
+        ``(B,)`` losses.
+
+    Raises:
+        ShapeError: inputs are neither chips nor images with matrices, or batch sizes differ.
+        ValueError: unknown ``metric``.
+    """
+    if metric not in ("l2", "cosine"):
+        raise ValueError(f"identity_distance(): metric must be 'l2' or 'cosine', got {metric!r}")
+    da = net(_chips(a, matrices_a, "identity_distance()"))
+    db = net(_chips(b, matrices_b, "identity_distance()"))
+    if da.shape != db.shape:
+        raise ShapeError(f"identity_distance(): a and b give {tuple(da.shape)} and {tuple(db.shape)} descriptors")
+    if metric == "l2":
+        return (da - db).pow(2).sum(1).add(1e-12).sqrt()
+    return 1 - torch.nn.functional.cosine_similarity(da, db, dim=1, eps=1e-8)
+
+
+def feature_distance(net, a: torch.Tensor, b: torch.Tensor, weights: Sequence[float] | None = None, *,
+                          matrices_a=None, matrices_b=None) -> torch.Tensor:
+    """Feature-matching loss on the identity network's intermediate activations, per sample.
+
+    For each activation map (:meth:`~recon3d.nn.identity.IdentityNet.features`: the stem and the
+    five residual levels) the features at each position are divided by their L2 norm over the
+    channels, then the mean absolute difference is taken; the layers are summed with ``weights``.
+
+    Args:
+        net: an :class:`~recon3d.nn.identity.IdentityNet`.
+        a, b: chips, or images with ``matrices_a`` / ``matrices_b`` (as :func:`identity_distance`).
+        weights: one weight per feature map (6); default ``1/6`` each.
+
+    Returns:
+        ``(B,)`` losses.
+
+    Raises:
+        ShapeError: bad inputs (see :func:`identity_distance`).
+        ValueError: ``weights`` of the wrong length.
+    """
+    fa = net.features(_chips(a, matrices_a, "feature_distance()"))
+    fb = net.features(_chips(b, matrices_b, "feature_distance()"))
+    w = [1.0 / len(fa)] * len(fa) if weights is None else list(weights)
+    if len(w) != len(fa):
+        raise ValueError(f"feature_distance(): {len(fa)} feature maps, got {len(w)} weights")
+    total = 0
+    for wi, x, y in zip(w, fa, fb, strict=True):
+        if x.shape != y.shape:
+            raise ShapeError(f"feature_distance(): feature maps {tuple(x.shape)} and {tuple(y.shape)} differ")
+        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        y = y / y.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        total = total + wi * (x - y).abs().mean((1, 2, 3))
+    return total

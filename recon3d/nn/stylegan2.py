@@ -276,4 +276,6 @@ class StyleDiscriminator(nn.Module):
 
 STYLEGAN2_G = NetworkSpec(name="stylegan2", cls=StyleGenerator, format=G_FORMAT, what="StyleGAN2 generator",
                           asset="recon3d_stylegan2_64_v1.safetensors")
-STYLEGAN2_D = NetworkSpec(name="stylegan2-d", cls=StyleDiscriminator, format=D_FORMAT, what="StyleGAN2 discriminator")
+#: the shipped discriminator is for fine-tuning the shipped generator (``train_gan --init ... --init-d ...``)
+STYLEGAN2_D = NetworkSpec(name="stylegan2-d", cls=StyleDiscriminator, format=D_FORMAT, what="StyleGAN2 discriminator",
+                          asset="recon3d_stylegan2_64_v1_d.safetensors")
