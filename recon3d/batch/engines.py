@@ -292,7 +292,8 @@ def _ray_connect(ray, engine: EngineConfig) -> bool:
         if engine.ray_address:
             ray.init(address=engine.ray_address, log_to_driver=False)
         else:
-            ray.init(num_cpus=engine.workers * engine.worker_threads, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=engine.workers * engine.worker_threads, include_dashboard=False,
+                     log_to_driver=False)
     except Exception as e:  # ConnectionError, RuntimeError, ...: one line for the user
         where = engine.ray_address or "a local cluster"
         raise EngineError(f"cannot start Ray on {where}: {str(e).splitlines()[0] if str(e) else e!r}") from e
