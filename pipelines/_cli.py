@@ -53,7 +53,8 @@ def add_batch(p: argparse.ArgumentParser) -> None:
                    help="serial: this process (default); local: --workers processes on this machine; "
                         "ray: --workers Ray actors (pip install 'recon3d[ray]')")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes or Ray actors (default: the number of CPUs)")
+                   help="worker processes or Ray actors (default: one per CPU of this machine, or of the Ray "
+                        "cluster with --ray-address, divided by --threads)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads per worker (default 1 with --engine local/ray; serial: torch's default)")
     g.add_argument("--retries", type=int, default=2, metavar="N",
@@ -121,7 +122,7 @@ def engine_config(args):
 
     parallel = args.engine != "serial"
     threads = 1 if args.deterministic else args.threads
-    return EngineConfig(kind=args.engine, workers=args.workers or (os.cpu_count() or 1) if parallel else 1,
+    return EngineConfig(kind=args.engine, workers=args.workers if parallel else 1,
                         threads=threads if threads or not parallel else 1, retries=args.retries,
                         ray_address=args.ray_address, deterministic=args.deterministic, seed=args.seed)
 

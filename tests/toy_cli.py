@@ -78,3 +78,10 @@ def _poison_process(job):
     if job.name == "poison":
         os.kill(os.getpid(), signal.SIGKILL)
     return Outcome(f"{job.name} ok", (), {"pid": os.getpid()})
+
+
+def failing_setup():
+    """A ``setup`` whose model load fails in every worker."""
+    from recon3d.errors import AssetError
+
+    raise AssetError("model.npz: checksum mismatch")

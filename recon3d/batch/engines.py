@@ -50,7 +50,9 @@ class EngineConfig:
 
     Attributes:
         kind: ``"serial"``, ``"local"`` or ``"ray"``.
-        workers: worker processes / Ray actors (``serial``: ignored).
+        workers: worker processes / Ray actors (``serial``: ignored); None: one per CPU of this
+            machine (``local``, a local Ray cluster) or of the cluster (``ray_address``), divided by
+            the threads per worker.
         threads: torch threads per worker (default: 1 for ``local``/``ray``; ``serial`` leaves the
             process's setting alone). Results equal serial ones bit for bit only at equal thread counts.
         retries: how many times an item whose worker died is started again before it is failed.
@@ -61,7 +63,7 @@ class EngineConfig:
     """
 
     kind: str = "serial"
-    workers: int = 1
+    workers: int | None = 1
     threads: int | None = None
     retries: int = 2
     ray_address: str | None = None
@@ -71,12 +73,18 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
             raise ValueError(f"EngineConfig: kind must be one of {ENGINES}, got {self.kind!r}")
-        if self.workers < 1 or (self.threads is not None and self.threads < 1) or self.retries < 0:
+        if (self.workers is not None and self.workers < 1) or (self.threads is not None and self.threads < 1) or self.retries < 0:
             raise ValueError("EngineConfig: workers and threads must be >= 1 and retries >= 0")
 
     @property
     def worker_threads(self) -> int:
         return self.threads or 1
+
+    def n_workers(self, cpus: float | None = None) -> int:
+        """``workers``, or one per ``cpus`` (default: this machine's) divided by the threads per worker."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, int((cpus or os.cpu_count() or 1) // self.worker_threads))
 
 
 def import_ray():
@@ -219,7 +227,7 @@ class _Slot:
 
 def _run_local(feed: _Feed, setup, engine: EngineConfig, markers, emit) -> None:
     ctx = multiprocessing.get_context("spawn")
-    slots = [_Slot(ctx, setup, engine, markers) for _ in range(engine.workers)]
+    slots = [_Slot(ctx, setup, engine, markers) for _ in range(engine.n_workers())]
     exhausted = False
     try:
         while True:
@@ -292,7 +300,7 @@ def _ray_connect(ray, engine: EngineConfig) -> bool:
         if engine.ray_address:
             ray.init(address=engine.ray_address, log_to_driver=False)
         else:
-            ray.init(address="local", num_cpus=engine.workers * engine.worker_threads, include_dashboard=False,
+            ray.init(address="local", num_cpus=engine.n_workers() * engine.worker_threads, include_dashboard=False,
                      log_to_driver=False)
     except Exception as e:  # ConnectionError, RuntimeError, ...: one line for the user
         where = engine.ray_address or "a local cluster"
@@ -309,10 +317,12 @@ def _run_ray(feed: _Feed, setup, engine: EngineConfig, markers, emit) -> None:
     def new_actor():
         return actor_cls.remote(setup, threads, engine.deterministic, engine.seed, markers)
 
-    actors: list[Any] = [new_actor() for _ in range(engine.workers)]
+    n = engine.n_workers(ray.cluster_resources().get("CPU"))
+    actors: list[Any] = [new_actor() for _ in range(n)]
     try:
-        try:
-            ray.get([a.ident.remote() for a in actors])  # wait until they hold their models
+        try:  # the first actor that holds its models (others may wait for a node: an autoscaling cluster)
+            first, _ = ray.wait([a.ident.remote() for a in actors], num_returns=1)
+            ray.get(first)
         except ray.exceptions.RayError as e:
             raise EngineError(f"Ray workers could not load their models: {str(e).strip().splitlines()[-1]}") from e
         inflight: dict[Any, tuple[int, int, Job, int, float]] = {}

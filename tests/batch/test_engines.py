@@ -220,6 +220,15 @@ def test_an_item_whose_worker_always_dies_is_retried_then_failed_the_rest_done()
     assert bad.status == "failed" and bad.attempts == 2 and "killed by SIGKILL" in bad.error, bad
 
 
+def test_workers_that_cannot_load_their_models_stop_the_batch_with_one_error():
+    import toy_cli
+
+    from recon3d.batch.engines import EngineError
+
+    with pytest.raises(EngineError, match="could not load its models: AssetError: model.npz: checksum mismatch"):
+        run_batch([Job(0, "a"), Job(1, "b")], setup=toy_cli.failing_setup, engine=EngineConfig("local", workers=1))
+
+
 # -- bad inputs in a manifest -----------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["serial", "local"])
 def test_manifest_with_a_bad_path_and_a_corrupt_image(data, tmp_path, engine, capsys):
