@@ -1,7 +1,7 @@
 """Where the items of a batch run: ``serial`` (this process), ``local`` (worker processes on this
 machine) or ``ray`` (Ray actors on a cluster, or on a local one started here).
 
-Every engine runs each item through :func:`recon3d.batch.runner.execute` (the done-marker is written
+Every engine runs each item through :func:`recon3d.batch.item.execute` (the done-marker is written
 by the worker, after the item's outputs), and the driver -- the process that called
 :func:`recon3d.batch.run_batch` -- decides what to skip (``done``), hands items to workers one at a
 time, records the results and shows progress. Workers:
@@ -31,8 +31,8 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any, Callable, Iterable
 
 from ..errors import Recon3DError
+from .item import ItemResult, execute, with_attempt
 from .jobs import Job
-from .runner import ItemResult, execute, with_attempt
 
 __all__ = ["ENGINES", "EngineConfig", "EngineError", "import_ray", "run_items"]
 
