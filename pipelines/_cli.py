@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path  # noqa: F401  (used by the doctest of describe_input)
+from pathlib import Path
 
 DEMOS = ("astronaut", "grace_hopper")
 
@@ -29,14 +29,51 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
 
+def no_inputs(parser: argparse.ArgumentParser, args) -> int | None:
+    """2 (after the usage line and a one-line error) when the command line names no input, else None."""
+    if args.inputs or getattr(args, "demo", None) or args.manifest:
+        return None
+    parser.print_usage(sys.stderr)
+    print("error: give at least one input image, folder, glob, --manifest FILE or --demo NAME", file=sys.stderr)
+    return 2
+
+
+def add_batch(p: argparse.ArgumentParser) -> None:
+    """The batch options every batch verb shares: manifests, resume, the results index, the engine."""
+    g = p.add_argument_group("batch")
+    g.add_argument("--manifest", action="append", default=[], metavar="FILE",
+                   help="a text file of image paths (one a line) or a CSV with a 'path' column (optional 'name', "
+                        "'landmarks'); read as a stream; relative paths are relative to the manifest (repeatable)")
+    g.add_argument("--resume", action="store_true",
+                   help="skip inputs whose outputs are complete (their done-marker in OUT/.done) and from that input")
+    g.add_argument("--index", default=None, metavar="FILE",
+                   help="append one JSON line per item (status, error, pose, timings, outputs) to FILE "
+                        "(default OUT/index.jsonl)")
+    g.add_argument("--engine", choices=("serial", "local", "ray"), default="serial",
+                   help="serial: this process (default); local: --workers processes on this machine; "
+                        "ray: --workers Ray actors (pip install 'recon3d[ray]')")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes or Ray actors (default: one per CPU of this machine, or of the Ray "
+                        "cluster with --ray-address, divided by --threads)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per worker (default 1 with --engine local/ray; serial: torch's default)")
+    g.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="times an item is restarted after its worker died, before it is recorded failed (default 2)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="an existing Ray cluster (e.g. auto, ray://head:10001; default: start a local one)")
+
+
 def prepare(args, out_root) -> int | None:
     """The checks every batch verb does before any work, and the run-time settings: ``--device``
-    exists here, ``--max-pixels`` is positive, ``out_root`` can be written; then the temporary
-    folders of killed runs in ``out_root`` are removed, and ``--seed`` and ``--deterministic`` set.
+    exists here, ``--max-pixels`` is positive, ``out_root`` can be written, the batch options are
+    sane (``--engine ray``: Ray is installed; manifests can be read); then the temporary folders of
+    killed runs in ``out_root`` are removed, and ``--seed`` and ``--deterministic`` set.
     Prints a one-line error and returns 2 (usage error), else ``None``."""
     import torch
 
     from recon3d._checks import check_device
+    from recon3d.batch.engines import EngineError, import_ray
+    from recon3d.batch.records import DoneMarkers
     from recon3d.errors import Recon3DError
     from recon3d.io.atomic import check_output_dir, clean_stale_temps
 
@@ -46,6 +83,20 @@ def prepare(args, out_root) -> int | None:
     if not 0 <= args.seed < 2**63:
         print("error: --seed must be within [0, 2**63)", file=sys.stderr)
         return 2
+    if (args.workers is not None and args.workers < 1) or (args.threads is not None and args.threads < 1) \
+            or args.retries < 0:
+        print("error: --workers and --threads must be >= 1 and --retries >= 0", file=sys.stderr)
+        return 2
+    for m in args.manifest:
+        if not os.access(m, os.R_OK) or not os.path.isfile(m):
+            print(f"error: --manifest {m}: no such readable file", file=sys.stderr)
+            return 2
+    if args.engine == "ray":
+        try:
+            import_ray()
+        except EngineError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         check_device(args.device)
     except Recon3DError as e:
@@ -57,11 +108,23 @@ def prepare(args, out_root) -> int | None:
         print(f"error: --out: {e}", file=sys.stderr)
         return 2
     clean_stale_temps(out_root)  # only those of processes that no longer run
+    DoneMarkers(out_root).clean()
     torch.manual_seed(args.seed)
     if args.deterministic:
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True, warn_only=True)
     return None
+
+
+def engine_config(args):
+    """The :class:`recon3d.batch.engines.EngineConfig` of the batch options."""
+    from recon3d.batch.engines import EngineConfig
+
+    parallel = args.engine != "serial"
+    threads = 1 if args.deterministic else args.threads
+    return EngineConfig(kind=args.engine, workers=args.workers if parallel else 1,
+                        threads=threads if threads or not parallel else 1, retries=args.retries,
+                        ray_address=args.ray_address, deterministic=args.deterministic, seed=args.seed)
 
 
 def check_job_folder(folder) -> None:
@@ -93,23 +156,43 @@ def collect_jobs(demo: str | None, inputs: list[str], all_faces: bool = False):
     return _collect(inputs, prepend=[demo_image(demo)] if demo else [], all_faces=all_faces)
 
 
-def run_jobs(jobs, process, *, desc: str, out_root, missing=(), quiet: bool = False, verbose: int = 0,
-             done=None) -> int:
-    """Run ``process(job)`` over ``jobs`` with :func:`recon3d.batch.run_batch` and a tqdm bar.
+def run_jobs(jobs, setup, *, desc: str, out_root, args, missing=(), done=None) -> int:
+    """Run the batch: ``jobs`` then the rows of ``args.manifest``, through
+    :func:`recon3d.batch.run_batch` on ``args.engine`` with a tqdm bar, done-markers in
+    ``out_root`` and the results index (``args.index``, default ``out_root/index.jsonl``).
 
-    A ``Recon3DError`` is logged in one line (traceback with ``-v``), any other exception with its
-    traceback. ``done(job)`` marks jobs already finished (``--resume``). Prints a summary and the
-    failures; returns the exit code (0 all succeeded, 1 some failed).
+    ``setup``: a picklable zero-argument callable returning the per-item function (called once per
+    worker; in this process for ``serial``). A ``Recon3DError`` is logged in one line (traceback with
+    ``-v``), any other exception with its traceback. With ``args.resume`` an item whose done-marker
+    is valid (and, given ``done(job)``, that also passes it) is skipped. Prints a summary and the
+    failures; returns the exit code (0 all succeeded, 1 some failed or the engine could not run).
     """
+    import itertools
+
     from tqdm import tqdm
 
     from recon3d.batch import run_batch
+    from recon3d.batch.engines import EngineError
+    from recon3d.batch.jobs import count_manifest, iter_manifest
+    from recon3d.batch.records import DoneMarkers, ResultsIndex
+    from recon3d.errors import Recon3DError
 
     log = logging.getLogger(f"pipelines.{desc}")
-    many = len(jobs) > 1
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=quiet or not many)
+    quiet, verbose = args.quiet, args.verbose
+    markers = DoneMarkers(out_root)
+    resume = None
+    if args.resume:
+        resume = markers.is_done if done is None else (lambda job: markers.is_done(job) and done(job))
+    try:
+        total = len(jobs) + sum(count_manifest(m) for m in args.manifest)
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    many = total > 1
+    bar = tqdm(total=total, desc=desc, unit="img", disable=quiet or not many)
+    index_path = Path(args.index) if args.index else Path(out_root) / "index.jsonl"
 
-    def progress(item, n_done: int, total: int) -> None:
+    def progress(item, n_done: int, n_total) -> None:
         bar.update(1)
         if item.status == "ok" and item.message and not quiet:
             bar.write(item.message) if many else print(item.message)
@@ -117,16 +200,32 @@ def run_jobs(jobs, process, *, desc: str, out_root, missing=(), quiet: bool = Fa
             if item.expected:
                 log.error("%s: %s%s", item.name, item.error, f"\n{item.traceback}" if verbose > 0 else "")
             else:
-                log.error("%s: %s\n%s", item.name, item.error, item.traceback)
+                log.error("%s: %s%s", item.name, item.error, f"\n{item.traceback}" if item.traceback else "")
 
-    with bar:
-        report = run_batch(jobs, process, done=done, missing=missing, progress=progress)
+    all_jobs = itertools.chain(jobs, *(iter_manifest(m) for m in args.manifest))
+    with bar, ResultsIndex(index_path) as index:
+        for m in missing:
+            index.write(_missing_item(m), m)
+        try:
+            report = run_batch(all_jobs, setup=setup, done=resume, missing=missing, progress=progress,
+                               engine=engine_config(args), markers=markers, total=total, keep_ok=False,
+                               on_result=lambda item, job: index.write(item, job.source))
+        except (EngineError, Recon3DError) as e:  # the engine could not run, a bad manifest row
+            bar.close()
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     if not quiet or report.failures:
-        extra = f", {report.n_skipped} skipped (already done)" if done is not None else ""
-        print(f"done: {report.n_ok} succeeded, {len(report.failures)} failed{extra} -> {out_root}")
+        extra = f", {report.n_skipped} skipped (already done)" if args.resume else ""
+        print(f"done: {report.n_ok} succeeded, {len(report.failures)} failed{extra} -> {out_root} (index: {index_path})")
     for item in report.failures:
         print(f"  FAILED {item.name}: {item.error}", file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def _missing_item(m: str):
+    from recon3d.batch import ItemResult
+
+    return ItemResult(name=m, status="failed", error="input not found")
 
 
 def describe_input(src, stem: str) -> str:

@@ -8,12 +8,13 @@ Per image, into ``OUT/<stem>/``: ``<stem>_deoccluded.png``, ``<stem>_occlusion_m
 replaced), ``<stem>_face_mask.png`` (rendered 3DMM face region), ``<stem>_rendered.png`` (the relit
 3D face used as the fill) and ``<stem>_deocclude.json``. ``--mask`` (one input only) replaces the
 automatic detection; any non-black pixel is occluded. The folder is written atomically. One bad
-image never stops a batch. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
+image never stops a batch; ``--resume``, ``--manifest``, ``--engine`` as in ``pipelines.reconstruct``. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from pipelines._cli import (
     DEMOS,
+    add_batch,
     add_common,
     check_job_folder,
     collect_jobs,
     describe_input,
     load_model_arg,
+    no_inputs,
     prepare,
     run_jobs,
     setup_logging,
@@ -49,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
     add_common(p)
+    add_batch(p)
     return p
 
 
-def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
+def _process(src, stem: str, args, model, out_root: Path, user_mask):
     import recon3d.reconstruct as api
+    from recon3d.batch import Outcome
     from recon3d.edit import deocclude
     from recon3d.errors import ImageError
     from recon3d.io import save_image
@@ -76,17 +81,22 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask) -> str:
         (tmp / f"{stem}_deocclude.json").write_text(json.dumps({
             "input": describe_input(src, stem), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
             "threshold": args.threshold, "cue": args.cue}, indent=1), encoding="utf-8")
-    return f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
+    msg = f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
+    return Outcome(msg, (out,), {"pose_deg": rec.pose_deg, "timings": rec.timings, "occluded_px": n_occ})
+
+
+def _setup(args, model=None, user_mask=None):
+    """The per-item function (in each worker: loads the ``--model`` once)."""
+    model = model if model is not None else load_model_arg(args.model, args.device)
+    return lambda job: _process(job.source, job.name, args, model, Path(args.out), user_mask)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
-    if not args.inputs and not args.demo:
-        parser.print_usage(sys.stderr)
-        print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
-        return 2
+    if (rc := no_inputs(parser, args)) is not None:
+        return rc
     if not (0 < args.threshold < float("inf")) or not 16 <= args.texture_size <= 8192:
         print("error: --threshold must be a positive number and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.errors import Recon3DError
 
     jobs, missing = collect_jobs(args.demo, args.inputs)
-    if args.mask is not None and len(jobs) != 1:
+    if args.mask is not None and (len(jobs) != 1 or args.manifest):
         print("error: --mask needs exactly one input image", file=sys.stderr)
         return 2
     user_mask = None
@@ -113,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root, user_mask), desc="deocclude",
-                    out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
+    setup = functools.partial(_setup, args, model if args.engine == "serial" else None, user_mask)
+    return run_jobs(jobs, setup, desc="deocclude", out_root=out_root, args=args, missing=missing)
 
 
 if __name__ == "__main__":

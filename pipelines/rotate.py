@@ -9,18 +9,19 @@ changes of pose, or the target pose with ``--absolute``), ``<stem>_frontal.png``
 ``--frontalize``, ``<stem>_grid.png`` (input then every pose, side by side), ``<stem>_turntable.gif``
 with ``--gif``, the rotated meshes ``<stem>_yaw+15_pitch+0.obj`` (model frame, with the completed
 texture) and ``<stem>_rotate.json``; the folder is written atomically. One bad image never stops a
-batch. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
+batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_common, check_job_folder, collect_jobs, describe_input, load_model_arg  # isort: skip
-from pipelines._cli import prepare, run_jobs, setup_logging  # isort: skip
+from pipelines._cli import DEMOS, add_batch, add_common, check_job_folder, collect_jobs, describe_input  # isort: skip
+from pipelines._cli import load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
     add_common(p)
+    add_batch(p)
     return p
 
 
@@ -63,11 +65,12 @@ def _grid(images, height: int):
     return grid
 
 
-def _process(src, stem: str, args, model, out_root: Path) -> str:
+def _process(src, stem: str, args, model, out_root: Path):
     import numpy as np
     from PIL import Image
 
     import recon3d.reconstruct as api
+    from recon3d.batch import Outcome
     from recon3d.edit import frontalize, rotate_views
     from recon3d.io import save_image
     from recon3d.io.atomic import atomic_dir
@@ -105,19 +108,23 @@ def _process(src, stem: str, args, model, out_root: Path) -> str:
             pil[0].save(out / f"{stem}_turntable.gif", save_all=True, append_images=pil[1:], duration=120, loop=0)
             record["gif"] = f"{stem}_turntable.gif"
         (out / f"{stem}_rotate.json").write_text(json.dumps(record, indent=1))
-    return f"{stem}: pose yaw {rec.pose_deg['yaw']:+.1f} pitch {rec.pose_deg['pitch']:+.1f}, {len(results)} views -> {out_root / stem}"
+    msg = f"{stem}: pose yaw {rec.pose_deg['yaw']:+.1f} pitch {rec.pose_deg['pitch']:+.1f}, {len(results)} views -> {out_root / stem}"
+    return Outcome(msg, (out_root / stem,), {"pose_deg": rec.pose_deg, "timings": rec.timings})
+
+
+def _setup(args, model=None):
+    """The per-item function (in each worker: loads the ``--model`` once)."""
+    model = model if model is not None else load_model_arg(args.model, args.device)
+    return lambda job: _process(job.source, job.name, args, model, Path(args.out))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
-    if not args.inputs and not args.demo:
-        parser.print_usage(sys.stderr)
-        print("error: give at least one input image, folder or glob, or --demo NAME", file=sys.stderr)
-        return 2
-    bad = [a for a in (args.yaw or []) + args.pitch if not -90 <= a <= 90]
-    if bad:
+    if (rc := no_inputs(parser, args)) is not None:
+        return rc
+    if bad := [a for a in (args.yaw or []) + args.pitch if not -90 <= a <= 90]:
         print(f"error: angles must be within [-90, 90] degrees, got {bad}", file=sys.stderr)
         return 2
     if not 16 <= args.grid_size <= 4096 or not 16 <= args.texture_size <= 8192:
@@ -135,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return run_jobs(jobs, lambda job: _process(job.source, job.name, args, model, out_root), desc="rotate",
-                    out_root=out_root, missing=missing, quiet=args.quiet, verbose=args.verbose)
+    setup = functools.partial(_setup, args, model if args.engine == "serial" else None)
+    return run_jobs(jobs, setup, desc="rotate", out_root=out_root, args=args, missing=missing)
 
 
 if __name__ == "__main__":

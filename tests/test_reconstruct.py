@@ -148,7 +148,9 @@ def test_cli_batch_continues_past_bad_files(tmp_path, capsys):
     assert (tmp_path / "out" / "good" / "good.obj").is_file()
     assert not (tmp_path / "out" / "noface").exists()
     # nothing half-written left behind
-    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".") and p.name != ".done"]
+    assert not [p for p in (tmp_path / "out" / ".done").iterdir() if p.name.startswith(".")]
+    assert sorted(p.stem for p in (tmp_path / "out" / ".done").iterdir()) == ["good"]  # markers of the done only
     del inp
 
 
@@ -200,4 +202,4 @@ def test_cli_several_faces_largest_by_default_and_all_faces(tmp_path):
     xs = np.array(params["landmarks_px"])[:, 0]
     assert xs.mean() < 512  # the larger face is on the left
     assert cli.main([str(p), "--out", str(tmp_path / "o2"), "--all-faces", *CLI_FAST]) == 0
-    assert sorted(d.name for d in (tmp_path / "o2").iterdir()) == ["two_face0", "two_face1"]
+    assert sorted(d.name for d in (tmp_path / "o2").iterdir()) == [".done", "index.jsonl", "two_face0", "two_face1"]

@@ -61,3 +61,27 @@ def harness(tmp: Path, lm_file: Path) -> list[str]:
     script = tmp / "harness.py"
     script.write_text(HARNESS.format(tests=str(Path(__file__).parent), lm=str(lm_file)))
     return [sys.executable, str(script)]
+
+
+def poison_setup():
+    """A ``run_batch(setup=...)`` whose items succeed except ``poison``, whose worker always dies
+    (SIGKILL, as the kernel's OOM killer would); for the engine tests (picklable: module level)."""
+    return _poison_process
+
+
+def _poison_process(job):
+    import os
+    import signal
+
+    from recon3d.batch import Outcome
+
+    if job.name == "poison":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return Outcome(f"{job.name} ok", (), {"pid": os.getpid()})
+
+
+def failing_setup():
+    """A ``setup`` whose model load fails in every worker."""
+    from recon3d.errors import AssetError
+
+    raise AssetError("model.npz: checksum mismatch")

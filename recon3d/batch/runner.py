@@ -1,72 +1,42 @@
 """Run a per-item function over jobs and collect a report; one bad item never stops the batch.
 
 The runner never prints: progress goes to ``progress(item, done, total)`` and everything else into
-the returned :class:`BatchReport` (the pipelines print it).
+the returned :class:`BatchReport` (the pipelines print it). The items run in this process
+(``engine="serial"``) or in worker processes (``"local"``) or Ray actors (``"ray"``), see
+:mod:`recon3d.batch.engines`; each item runs through :func:`recon3d.batch.item.execute` wherever it runs.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from ..errors import Recon3DError
 from ..io.export import is_job_exported
+from .engines import EngineConfig, run_items
+from .item import ItemResult, Outcome, execute
 from .jobs import Job, source_id
 
-__all__ = ["Outcome", "ItemResult", "BatchReport", "run_batch", "exported"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a per-item function may return: a one-line message and the outputs it wrote."""
-
-    message: str = ""
-    outputs: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """One item of a :class:`BatchReport`.
-
-    Attributes:
-        name: the job's name.
-        status: ``"ok"``, ``"failed"`` or ``"skipped"`` (already done, ``resume``).
-        error: the failure's message (``None`` unless failed); an unexpected exception (not a
-            ``Recon3DError``) reads ``"unexpected <Type>: <message>"``.
-        expected: the failure was a ``Recon3DError`` (bad input), not a bug.
-        traceback: the formatted traceback of a failure.
-        seconds: wall time of the item.
-        message: the per-item function's message.
-        outputs: the paths it reported.
-    """
-
-    name: str
-    status: str
-    error: str | None = None
-    expected: bool = True
-    traceback: str | None = None
-    seconds: float = 0.0
-    message: str = ""
-    outputs: tuple[Path, ...] = ()
+__all__ = ["Outcome", "ItemResult", "BatchReport", "run_batch", "exported", "execute"]
 
 
 @dataclass(frozen=True)
 class BatchReport:
-    """The items of a batch, in job order (inputs that matched nothing first, as failures)."""
+    """The items of a batch, in job order (inputs that matched nothing first, as failures). With
+    ``keep_ok=False`` (:func:`run_batch`) only failures are kept; the others are only counted."""
 
     items: tuple[ItemResult, ...] = field(default_factory=tuple)
+    dropped_ok: int = 0
+    dropped_skipped: int = 0
 
     @property
     def n_ok(self) -> int:
-        return sum(i.status == "ok" for i in self.items)
+        return sum(i.status == "ok" for i in self.items) + self.dropped_ok
 
     @property
     def n_skipped(self) -> int:
-        return sum(i.status == "skipped" for i in self.items)
+        return sum(i.status == "skipped" for i in self.items) + self.dropped_skipped
 
     @property
     def failures(self) -> list[ItemResult]:
@@ -86,46 +56,64 @@ def exported(out_root: str | os.PathLike, formats: Sequence[str] = ("obj",), *,
     return lambda job: is_job_exported(root, job.name, formats, source=source_id(job.source), all_faces=all_faces)
 
 
-def _outcome(value: Any) -> Outcome:
-    if isinstance(value, Outcome):
-        return value
-    return Outcome(message=value or "")
-
-
-def run_batch(jobs: Sequence[Job], process: Callable[[Job], Outcome | str | None], *,
+def run_batch(jobs: Iterable[Job], process: Callable[[Job], Outcome | str | None] | None = None, *,
+              setup: Callable[[], Callable[[Job], Outcome | str | None]] | None = None,
               done: Callable[[Job], bool] | None = None, missing: Sequence[str] = (),
-              progress: Callable[[ItemResult, int, int], None] | None = None) -> BatchReport:
+              progress: Callable[[ItemResult, int, int | None], None] | None = None,
+              engine=None, markers=None, total: int | None = None, keep_ok: bool = True,
+              on_result: Callable[[ItemResult, Job], None] | None = None) -> BatchReport:
     """Run ``process(job)`` for each job.
 
     Args:
-        jobs: from :func:`recon3d.batch.collect_jobs`.
+        jobs: from :func:`recon3d.batch.collect_jobs` and/or :func:`recon3d.batch.iter_manifest`;
+            any iterable, consumed lazily (a streamed manifest is never held in memory).
         process: the per-item function; returns an :class:`Outcome`, a message or None.
+        setup: instead of ``process``: a picklable zero-argument callable that loads what the items
+            need (models) and returns the per-item function; called once per worker. Required by
+            the ``local`` and ``ray`` engines.
         done: ``done(job)`` marks items already finished (resume), skipped without running.
         missing: inputs that matched nothing; reported as failures ("input not found").
-        progress: called after every item with ``(item, n_done, n_total)``.
+        progress: called after every item with ``(item, n_done, n_total)`` (``n_total``: ``total``,
+            or ``len(jobs)`` when it has one, else None).
+        engine: a :class:`recon3d.batch.engines.EngineConfig` (default: serial, in this process).
+        markers: :class:`recon3d.batch.records.DoneMarkers`: every successful item writes its marker.
+        total: the number of jobs, when ``jobs`` has no ``len``.
+        keep_ok: keep the ok and skipped items in the report (False: only count them).
+        on_result: called on the driver with ``(item, job)`` for every item (e.g. the results index).
 
     Returns:
         :class:`BatchReport`. A ``Recon3DError`` fails its item (``expected=True``); any other
-        exception also fails only its item (``expected=False``, with the traceback).
+        exception also fails only its item (``expected=False``, with the traceback); a worker that
+        dies is replaced and its item retried ``engine.retries`` times, then recorded failed.
+
+    Raises:
+        recon3d.batch.engines.EngineError: the engine cannot run (Ray not installed, workers that
+            cannot load their models).
     """
+    if (process is None) == (setup is None):
+        raise TypeError("run_batch(): give exactly one of process and setup")
+    engine = engine or EngineConfig()
+    if total is None and hasattr(jobs, "__len__"):
+        total = len(jobs)  # type: ignore[arg-type]
     items = [ItemResult(name=m, status="failed", error="input not found") for m in missing]
-    total = len(jobs)
-    for k, job in enumerate(jobs):
-        t0 = time.perf_counter()
-        if done is not None and done(job):
-            item = ItemResult(name=job.name, status="skipped")
+    kept: list[tuple[int, ItemResult]] = []
+    dropped = {"ok": 0, "skipped": 0}
+    n_done = 0
+
+    def emit(index: int, job: Job, item: ItemResult) -> None:
+        nonlocal n_done
+        n_done += 1
+        if keep_ok or item.status == "failed":
+            kept.append((index, item))
         else:
-            try:
-                out = _outcome(process(job))
-                item = ItemResult(name=job.name, status="ok", seconds=time.perf_counter() - t0, message=out.message,
-                                  outputs=tuple(out.outputs))
-            except Recon3DError as e:
-                item = ItemResult(name=job.name, status="failed", error=str(e), traceback=traceback.format_exc(),
-                                  seconds=time.perf_counter() - t0)
-            except Exception as e:  # one bad item never stops a batch
-                item = ItemResult(name=job.name, status="failed", error=f"unexpected {e.__class__.__name__}: {e}",
-                                  expected=False, traceback=traceback.format_exc(), seconds=time.perf_counter() - t0)
-        items.append(item)
+            dropped[item.status] += 1
+        if on_result is not None:
+            on_result(item, job)
         if progress is not None:
-            progress(item, k + 1, total)
-    return BatchReport(items=tuple(items))
+            progress(item, n_done, total)
+
+    run_items(jobs, process if process is not None else setup, engine=engine, is_setup=process is None,
+              done=done, markers=markers, emit=emit)
+    kept.sort(key=lambda pair: pair[0])
+    return BatchReport(items=tuple(items + [item for _, item in kept]), dropped_ok=dropped["ok"],
+                       dropped_skipped=dropped["skipped"])

@@ -63,8 +63,19 @@ def _complete(folder: Path) -> bool:
     return folder.is_dir() and read_export(folder, name=folder.name).is_complete(["obj"])
 
 
+#: What a batch writes into --out next to the outputs: the done-markers and the results index.
+BOOKKEEPING = (".done", "index.jsonl")
+
+
 def _temps(root: Path) -> list[str]:
-    return [p.name for p in root.iterdir() if p.name.startswith(".")]
+    """Temporary files and folders in ``root`` (and in its done-marker folder)."""
+    marks = [p.name for p in (root / ".done").iterdir() if p.name.startswith(".")] if (root / ".done").is_dir() else []
+    return [p.name for p in root.iterdir() if p.name.startswith(".") and p.name not in BOOKKEEPING] + marks
+
+
+def _outputs(root: Path) -> list[str]:
+    """The names in ``root`` except the batch's bookkeeping, sorted."""
+    return sorted(p.name for p in root.iterdir() if p.name not in BOOKKEEPING)
 
 
 # -- 1. names never collide -------------------------------------------------------------------------
@@ -181,7 +192,7 @@ def test_kill9_mid_batch_then_resume_completes_everything(tmp_path, toy, detect)
     proc = subprocess.Popen([*harness(tmp_path, toy[1]), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()
     while time.time() - t0 < 120 and proc.poll() is None:  # kill while a folder is being written
-        names = [p.name for p in out.iterdir()] if out.is_dir() else []
+        names = [p.name for p in out.iterdir() if p.name not in BOOKKEEPING] if out.is_dir() else []
         done = sum(not n.startswith(".") for n in names)
         if (done >= 1 and any(n.startswith(".") for n in names)) or done >= 4:
             break
@@ -189,7 +200,7 @@ def test_kill9_mid_batch_then_resume_completes_everything(tmp_path, toy, detect)
     proc.kill()  # SIGKILL, mid-way
     proc.wait()
     assert cli.main([*args, "--resume"]) == 0
-    names = sorted(p.name for p in out.iterdir())
+    names = _outputs(out)
     assert names == [f"img{k}" for k in range(6)], names  # none missing, none duplicated, no temp left
     assert all(_complete(out / n) for n in names)
     assert len(detect) < 6  # the finished ones were skipped
@@ -207,7 +218,7 @@ def test_two_concurrent_batches_into_one_out_lose_nothing(tmp_path, toy, detect)
     for t in runs:
         t.join()
     assert rcs == [0, 0]
-    assert sorted(p.name for p in out.iterdir()) == [f"img{k}" for k in range(4)]
+    assert _outputs(out) == [f"img{k}" for k in range(4)] and not _temps(out)
     assert all(_complete(out / f"img{k}") for k in range(4))
 
 
@@ -234,7 +245,7 @@ def test_rotate_and_deocclude_outputs_appear_complete_or_not_at_all(tmp_path, mo
         n["k"] = 0
         out = tmp_path / f"out_{verb.__name__.rsplit('.', 1)[-1]}"
         assert verb.main([str(tmp_path / "a.png"), "--out", str(out), "-q", *extra]) == 1
-        assert list(out.iterdir()) == []  # no half-written folder, no temp folder
+        assert _outputs(out) == [] and not _temps(out)  # no half-written folder, no temp folder
 
 
 # -- 3. garbage is refused ----------------------------------------------------------------------------
@@ -360,7 +371,7 @@ def test_all_faces_resume_skips_finished_faces(tmp_path, toy, detect, capsys):
     write_image(tmp_path / "group.png", size=(80, 64))
     out = tmp_path / "o"
     assert _run(toy, tmp_path / "group.png", "--out", out, "--all-faces") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["group_face0", "group_face1"]
+    assert _outputs(out) == ["group_face0", "group_face1"]
     n = len(detect)
     capsys.readouterr()
     assert cli.main([str(tmp_path / "group.png"), "--out", str(out), "--all-faces", "--resume", "--model",

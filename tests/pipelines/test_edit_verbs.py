@@ -3,6 +3,8 @@ replaced by the synthetic reconstruction so the tests need neither a detector no
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -86,3 +88,30 @@ def test_deocclude_cli(fake_reconstruct, images, tmp_path, synth):
     assert got.ndim == 3 and np.array_equal(got[..., 0] > 127, m > 127)
     assert deo_cli.main([str(images[0]), str(images[1]), "--mask", str(mp), "--out", str(out)]) == 2
     assert deo_cli.main([str(images[1]), "--out", str(out), "-q"]) == 1
+
+
+@pytest.mark.parametrize("verb", ["rotate", "deocclude"])
+def test_edit_verbs_resume_from_their_done_markers_and_index_every_item(fake_reconstruct, images, tmp_path, verb,
+                                                                         monkeypatch, capsys):
+    from recon3d.batch import read_index
+
+    cli = rot_cli if verb == "rotate" else deo_cli
+    extra = ["--yaw", "0", "--no-mesh"] if verb == "rotate" else ["--cue", "photometric"]
+    out = tmp_path / "o"
+    argv = [str(images[0]), str(images[1]), "--out", str(out), "-q", *extra]
+    assert cli.main(argv) == 1  # noface fails
+    calls = []
+
+    def no_face(src, **kw):
+        calls.append(src)
+        raise NoFaceError(f"no face found in {src}")
+
+    monkeypatch.setattr(recon3d.reconstruct, "reconstruct", no_face)
+    capsys.readouterr()
+    assert cli.main([*argv, "--resume"]) == 1
+    assert [str(c) for c in calls] == [str(images[1])]  # a was done: skipped; only the failed one again
+    rows = read_index(out / "index.jsonl")
+    assert [(r["name"], r["status"]) for r in rows] == [("a", "ok"), ("noface", "failed"), ("a", "skipped"),
+                                                        ("noface", "failed")]
+    assert rows[0]["pose_deg"] and rows[0]["outputs"] == [str(out / "a")]
+    assert json.loads((out / ".done" / "a.json").read_text())["outputs"] == ["a"]
