@@ -128,8 +128,8 @@ def invert(G: StyleGenerator, target: torch.Tensor, config: InversionConfig = In
             if config.space == "w+" and config.w_reg > 0:
                 loss = loss + config.w_reg * (w - w.mean(1, keepdim=True)).pow(2).mean((1, 2))
             if step % config.record_every == 0 or step == config.steps:
-                rec = {"step": step, "loss": float(loss.mean()), "pixel_mse": float(l_pix.mean()),
-                       "identity_distance": float(l_id.mean()), "feature": float(l_feat.mean())}
+                rec = {"step": step, "loss": loss.detach().mean().item(), "pixel_mse": l_pix.detach().mean().item(),
+                       "identity_distance": l_id.detach().mean().item(), "feature": l_feat.detach().mean().item()}
                 history.append(rec)
                 if progress is not None:
                     progress(step, rec)
