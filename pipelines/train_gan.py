@@ -152,7 +152,7 @@ def _concat(args, load_faces):
 
 
 def _fd_fn(args, load_faces):
-    from recon3d.train.gan_metrics import FdEstimator
+    from recon3d.train.recipes.gan import FdEstimator
 
     val = load_faces(args.data[0], args.res, split="val", val_percent=args.val_percent, cache_dir=args.cache_dir,
                      progress=False)

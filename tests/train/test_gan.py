@@ -106,3 +106,13 @@ def test_bad_configs(tmp_path):
         GanRecipe(_faces(4), _cfg(), tmp_path)
     with pytest.raises(ValueError, match="16²"):
         GanRecipe(_faces(32, res=16), _cfg(res=32), tmp_path)
+
+
+def test_fd_estimator_is_zero_on_its_own_reference_and_grows_with_a_shift():
+    from recon3d.train.recipes.gan import FdEstimator
+
+    faces = _faces(40)
+    fd = FdEstimator(faces.images)
+    same = faces.images.float() / 127.5 - 1
+    assert abs(fd(same)) < 1e-6
+    assert fd((same * 0.3).clamp(-1, 1)) > fd((same * 0.9).clamp(-1, 1)) > 1e-6  # darker, further away

@@ -47,7 +47,7 @@ from ...nn.registry import load_network
 from ...nn.stylegan2 import STYLEGAN2_D, STYLEGAN2_G, StyleDiscriminator, StyleGenerator
 from ..loop import LoopConfig, run_training
 
-__all__ = ["GanTrainConfig", "GanRecipe", "GanRun", "build_gan", "train_gan", "save_grid", "ARCHS"]
+__all__ = ["GanTrainConfig", "GanRecipe", "GanRun", "FdEstimator", "build_gan", "train_gan", "save_grid", "ARCHS"]
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,24 @@ class GanRecipe:
     def load_state_dict(self, state: dict) -> None:
         if "rng" in state:
             torch.set_rng_state(state["rng"])
+
+
+class FdEstimator:
+    """``FdEstimator(real_uint8)(fake)``: FD-dlib of generated faces (N, 3, res, res) in [-1, 1] against a
+    fixed set of real aligned faces (uint8, embedded once). A small-sample estimate for the training
+    history; ``bench/generation.py`` is the measurement."""
+
+    def __init__(self, real: torch.Tensor, device: str | torch.device = "cpu"):
+        from ...nn.identity import embed_aligned, load_identity_net
+
+        self.net = load_identity_net(device=device)
+        self.ref = embed_aligned(real.float() / 127.5 - 1, self.net)
+
+    def __call__(self, fake: torch.Tensor) -> float:
+        from ...nn.identity import embed_aligned
+        from ...ops.metrics import frechet_distance
+
+        return frechet_distance(embed_aligned(fake, self.net), self.ref)
 
 
 @dataclass
