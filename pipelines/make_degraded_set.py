@@ -6,7 +6,8 @@
 The faces of ``--split`` (default the held-out ``val`` split) of the folder are read with
 :func:`recon3d.data.faces.load_faces` at ``--res``; each is degraded with
 ``x = [(y ⊗ k)↓s + n_δ]_JPEG_q`` (:mod:`recon3d.data.degrade`; ``--preset 002``: seed 002 eq. 17,
-``004``: seed 004 eq. 10 with GFP-GAN's ranges) and resized back to ``--res``. Written:
+``004``: seed 004 eq. 10 with GFP-GAN's ranges) and resized back to ``--res``. The papers' blur
+ranges are in pixels of 512² faces, severe at 128²: ``--scale-blur`` scales them to ``--res``. Written:
 ``OUT/hq/NAME.png``, ``OUT/lq/NAME.png``, ``OUT/degradations.jsonl`` (one record per face) and
 ``OUT/degrade_config.json``. A rerun skips the pairs already written; the same ``--seed`` gives
 byte-identical images.
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--preset", choices=("002", "004"), default="002", help="degradation ranges (default 002)")
     ap.add_argument("--res", type=int, default=128, help="face side in pixels (default 128)")
+    ap.add_argument("--scale-blur", action="store_true",
+                    help="scale the blur ranges (sigma, motion length, kernel size: pixels of the papers' 512² "
+                         "faces) to --res (DegradePreset.for_res); default: the papers' ranges as stated")
     ap.add_argument("--split", choices=("val", "train", "all"), default="val", help="which split (default val)")
     ap.add_argument("--val-percent", type=float, default=5.0, help="percent of photos held out (default 5)")
     ap.add_argument("--cache-dir", default=None, help="load_faces cache folder (default ~/.cache/recon3d/faces)")
@@ -53,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {bad}", file=sys.stderr)
         return 2
 
-    from recon3d.data.degrade import build_eval_set
+    from recon3d.data.degrade import build_eval_set, get_preset
     from recon3d.errors import Recon3DError
 
     try:
-        report = build_eval_set(args.src, args.out, args.n, args.seed, args.preset, args.res, split=args.split,
+        preset = get_preset(args.preset).for_res(args.res) if args.scale_blur else args.preset
+        report = build_eval_set(args.src, args.out, args.n, args.seed, preset, args.res, split=args.split,
                                 val_percent=args.val_percent, cache_dir=args.cache_dir, progress=not args.quiet)
     except (OSError, ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
