@@ -10,4 +10,8 @@ this package.
   :class:`~recon3d.data.faces.FaceBatches` (the batch of a step from ``(seed, step)``).
 * :mod:`recon3d.data.augment`: ``to_float`` / ``to_uint8``, ``random_flip_jitter`` and
   ``diff_augment`` (DiffAugment: colour, translation, cutout; differentiable, seeded).
+* :mod:`recon3d.data.degrade`: the blind-restoration degradation model of seeds 002 / 004
+  (``x = [(y ⊗ k)↓s + n_δ]_JPEG_q``: Gaussian and motion kernels, blur, downsample, noise, JPEG),
+  the ``DEGRADE_002`` / ``DEGRADE_004`` presets, ``sample_params`` / ``degrade`` / ``degrade_batch``
+  seeded by ``(seed, index)``, and ``build_eval_set`` (a fixed-seed, resumable HQ/LQ set on disk).
 """
