@@ -133,6 +133,7 @@ def ray_cluster():
     so the test checks that the cluster is one node, on this host."""
     ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'recon3d[ray]')")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")  # a loaded 2-core machine starts the raylet slowly
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     yield ray
     ray.shutdown()
