@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2000, help="generated faces per generator (and real-floor size)")
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--val-percent", type=float, default=5.0)
-    ap.add_argument("--sheet", default=None, help="write a contact sheet (8x8 per generator, seed 0) here")
+    ap.add_argument("--sheet", default=None, help="write a contact sheet (64 faces per generator, psi 1, seed 0) here")
+    ap.add_argument("--sheet-real", action="store_true",
+                    help="put 64 held-out real faces on top of the sheet (for your own eyes: not for the repo, "
+                         "the photos are not ours to publish)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -115,15 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             fd, kid, sd = _scores(embed_aligned(imgs), ref, subset)
             print(f"| {arch} `{p.name}` | {meta.get('cpu_minutes', '?')} | {meta.get('images_seen', '?')} | {psi} | "
                   f"{fd:.4f} | {kid * 1e3:.3f} ± {sd * 1e3:.3f} | {b1:.1f} | {b32:.1f} |")
-            if psi == args.truncation:
+            if psi == 1.0:
                 sheets.append(batch_to_uint8(imgs[:64]))
     if args.sheet:
-        real = ref_set.images[:64].permute(0, 2, 3, 1).numpy()
-        rows = [contact_sheet(s, 16) for s in [real] + sheets]
+        real = ref_set.images[torch.randperm(len(ref_set.images), generator=torch.Generator().manual_seed(0))[:64]]
+        rows = [contact_sheet(s, 16) for s in ([real.permute(0, 2, 3, 1).numpy()] if args.sheet_real else []) + sheets]
         gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
         sheet = np.concatenate([r for row in rows for r in (row, gap)][:-1])
         save_image(args.sheet, sheet)
-        print(f"\ncontact sheet (top: real held-out; then {', '.join(a for a, *_ in gens)} at psi {args.truncation}): {args.sheet}")
+        top = "real held-out, then " if args.sheet_real else ""
+        print(f"\ncontact sheet ({top}{', '.join(a for a, *_ in gens)} at psi 1.0, seed 0): {args.sheet}")
     return 0
 
 
