@@ -33,7 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ShapeError
-from .identity import IdentityNet, aligned_chip_matrix, extract_chip, feature_distance, identity_distance, load_identity_net
+from .identity import (
+    IdentityNet,
+    aligned_chip_matrix,
+    extract_chip,
+    feature_distance,
+    identity_distance,
+    load_identity_net,
+)
 from .stylegan2 import StyleGenerator
 
 __all__ = ["InversionConfig", "InversionResult", "invert"]
@@ -141,9 +148,9 @@ def invert(G: StyleGenerator, target: torch.Tensor, config: InversionConfig = In
             loss.sum().backward()
             opt.step()
     finally:
-        for p, r in zip(G.parameters(), grads):
+        for p, r in zip(G.parameters(), grads, strict=True):
             p.requires_grad_(r)
-        for p, r in zip(net.parameters(), net_grads):
+        for p, r in zip(net.parameters(), net_grads, strict=True):
             p.requires_grad_(r)
     ws = (w[:, None].expand(-1, G.n_latent, -1) if config.space == "w" else w).detach()
     return InversionResult(ws=ws, image=img.detach().clamp(-1, 1), identity_distance=l_id.detach().cpu().numpy(),
