@@ -9,7 +9,7 @@ from recon3d.edit.identity import face_descriptor
 
 
 def _image_and_points():
-    from recon3d.nn.identity import _MEAN_FACE_X, _MEAN_FACE_Y
+    from recon3d.nn.face_chip import _MEAN_FACE_X, _MEAN_FACE_Y
 
     rng = np.random.default_rng(0)
     img = np.kron(rng.random((42, 40, 3)), np.ones((8, 8, 1)))[:330, :310]

@@ -11,10 +11,8 @@ import pytest
 import torch
 
 from recon3d.errors import AssetError, ShapeError
+from recon3d.nn.face_chip import _CHIP_POINTS_68, _MEAN_FACE_X, _MEAN_FACE_Y
 from recon3d.nn.identity import (
-    _CHIP_POINTS_68,
-    _MEAN_FACE_X,
-    _MEAN_FACE_Y,
     IdentityNet,
     convert_dlib_dat,
     dlib_identity_dat_path,
@@ -131,7 +129,7 @@ def test_chip_and_descriptor_match_dlib(dlib, dlib_rec, net, scale, angle):
 
 
 def test_five_point_chip_matches_dlib(dlib):
-    from recon3d.nn.identity import _TEMPLATE_5
+    from recon3d.nn.face_chip import _TEMPLATE_5
 
     img = _smooth_image(400, 420, seed=4)
     c, s = np.cos(0.2), np.sin(0.2)

@@ -118,10 +118,12 @@ def build_gan(arch: str, res: int, g_kwargs: dict | None = None, d_kwargs: dict 
         D = StyleDiscriminator(res, **(d_kwargs or {}))
     else:
         raise ValueError(f"unknown GAN architecture {arch!r}; choose from {sorted(ARCHS)}")
-    G_ema = copy.deepcopy(G).eval()
-    for p in G_ema.parameters():
-        p.requires_grad_(False)
-    return nn.ModuleDict({"G": G, "D": D, "G_ema": G_ema})
+    return _players(G, D)
+
+
+def _players(G: nn.Module, D: nn.Module) -> nn.ModuleDict:
+    """``ModuleDict(G, D, G_ema)`` with ``G_ema`` a frozen copy of ``G`` in eval mode."""
+    return nn.ModuleDict({"G": G, "D": D, "G_ema": copy.deepcopy(G).eval().requires_grad_(False)})
 
 
 def _nonsat_d(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
@@ -333,9 +335,7 @@ def train_gan(faces: FaceSet, out_dir: str | Path, config: GanTrainConfig = GanT
     net = build_gan(cfg.arch, cfg.res, cfg.g_kwargs, cfg.d_kwargs)
     if init is not None:
         g0, _ = load_network(g_spec, init, cached=False)
-        net = nn.ModuleDict({"G": g0.float(), "D": net["D"], "G_ema": copy.deepcopy(g0).float().eval()})
-        for p in net["G_ema"].parameters():
-            p.requires_grad_(False)
+        net = _players(g0.float(), net["D"])
         if init_d is not None:
             net["D"] = load_network(d_spec, init_d, cached=False)[0].float()
         if net["G"].res != cfg.res:
