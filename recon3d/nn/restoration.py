@@ -327,5 +327,5 @@ def restore_aligned(net: FaceRestorer, faces: torch.Tensor, reference: torch.Ten
     for i in range(0, len(faces), batch):
         x = fit(faces[i:i + batch].float().to(dev), res)
         r = None if ref is None else ref[i:i + batch]
-        out.append(fit(net(x, r).clamp(-1, 1), s))
+        out.append(fit(net(x, r).clamp(-1, 1), s).clamp(-1, 1))
     return torch.cat(out).to(faces.device)
