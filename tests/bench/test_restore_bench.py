@@ -99,12 +99,11 @@ def test_cli_with_tiny_models(faces_dir, tmp_path):
     plain = restoration.FaceRestorer(res=RES, kind="unet", channels=tiny)
     paths = {"tiny": tmp_path / "tiny.safetensors"}
     save_network(plain, paths["tiny"], restoration.RESTORER, half=False)
-    try:  # a reference-capable tiny model, where the constructor offers one
-        ref = restoration.FaceRestorer(res=RES, kind="unet", channels=tiny, uses_reference=True)
-        paths["tiny-ref"] = tmp_path / "tiny_ref.safetensors"
-        save_network(ref, paths["tiny-ref"], restoration.REF_SR, half=False)
-    except TypeError:
-        pass
+    # seed 004's reference-guided variant, tiny and without the StyleGAN2 prior
+    ref = restoration.FaceRestorer(res=RES, kind="codec", prior=False, reference=True, channels=tiny, enc_blocks=1)
+    assert ref.uses_reference
+    paths["tiny-ref"] = tmp_path / "tiny_ref.safetensors"
+    save_network(ref, paths["tiny-ref"], restoration.REF_SR, half=False)
     out_json, fig = tmp_path / "r.json", tmp_path / "r.jpg"
     rb = _bench()
     rc = rb.main([str(faces_dir), "--split", "all", "--n", "5", "--res", str(RES), "--json", str(out_json),
@@ -117,6 +116,6 @@ def test_cli_with_tiny_models(faces_dir, tmp_path):
         assert list(proto) == ["input", *paths]
         assert all(math.isfinite(v) for m in proto.values() for v in m.values())
     assert set(res["timing"]) == set(paths)
-    if "tiny-ref" in paths:
-        m = res["reference"]["sets"]["synthesized (faces)"]["models"]["tiny-ref"]
-        assert m["n"] == 5 and math.isfinite(m["delta"])
+    assert res["reference"]["models"] == ["tiny-ref"]
+    m = res["reference"]["sets"]["synthesized (faces)"]["models"]["tiny-ref"]
+    assert m["n"] == 5 and all(math.isfinite(m[k]) for k in ("id_cos_with", "id_cos_without", "delta"))
