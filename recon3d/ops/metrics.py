@@ -9,6 +9,12 @@ distance of Gaussians fitted to them, and the unbiased kernel MMD² with the cub
 (the formulas of FID and KID). Computed on the 128-d descriptors of recon3d's identity network
 (:mod:`recon3d.nn.identity`, dlib's face recognition ResNet) they are reported as **FD-dlib** and
 **KID-dlib**: they are not FID or KID, which are defined on Inception-v3 pool features.
+
+:func:`psnr` and :func:`ssim` are the full-reference image metrics of the restoration benchmark
+(``bench/restore.py``): per image, on ``(B, C, H, W)`` values in ``[0, data_range]``; SSIM is Wang et
+al. 2004's (11x11 Gaussian window of σ 1.5, ``K1 = 0.01``, ``K2 = 0.03``, population covariances, mean
+over the valid window positions, then over the channels), the settings of scikit-image's
+``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch
 
 from ..errors import ShapeError
 
-__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance"]
+__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance", "psnr", "ssim"]
 
 #: Normalisers understood by :func:`nme`.
 NME_NORMS = ("box",)
@@ -168,3 +174,98 @@ def kernel_distance(a, b, *, subsets: int = 100, subset_size: int = 1000, seed: 
         kxx, kyy, kxy = ((p @ q.T / dim + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
         vals[i] = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
     return float(vals.mean()), float(vals.std())
+
+
+def _image_pair(a, b, fn: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    is_np = not isinstance(a, torch.Tensor)
+    ta = torch.as_tensor(np.asarray(a)) if is_np else a
+    tb = torch.as_tensor(np.asarray(b)) if not isinstance(b, torch.Tensor) else b
+    if ta.ndim != 4 or tuple(ta.shape) != tuple(tb.shape):
+        raise ShapeError(f"{fn}(): a and b must both be (B, C, H, W), got {tuple(ta.shape)} and {tuple(tb.shape)}")
+    dt = ta.dtype if ta.is_floating_point() and ta.dtype == torch.float64 else torch.float32
+    return ta.to(dt), tb.to(device=ta.device, dtype=dt), is_np
+
+
+def psnr(a, b, *, data_range: float = 1.0, max_db: float = 100.0):
+    """Peak signal-to-noise ratio per image, ``10 log10(data_range² / MSE)`` over all its pixels and
+    channels, capped at ``max_db`` (identical images give ``max_db``, not inf).
+
+    Args:
+        a, b: ``(B, C, H, W)`` images in ``[0, data_range]`` (numpy or torch, same shape).
+        data_range: the peak-to-peak range (1 for ``[0, 1]`` images, 255 for 8-bit values).
+        max_db: the cap.
+
+    Returns:
+        ``(B,)`` dB, numpy for numpy input, else torch.
+
+    Raises:
+        ShapeError: not two ``(B, C, H, W)`` of one shape.
+
+    >>> x = torch.zeros(1, 3, 4, 4)
+    >>> [round(float(v), 6) for v in psnr(x, x + 0.1)], float(psnr(x, x)[0])
+    ([20.0], 100.0)
+    """
+    ta, tb, is_np = _image_pair(a, b, "psnr")
+    mse = ((ta - tb) ** 2).flatten(1).mean(1)
+    floor = data_range ** 2 * 10 ** (-max_db / 10)
+    out = (10 * torch.log10(data_range ** 2 / mse.clamp(min=floor))).clamp(max=max_db)
+    return out.cpu().numpy() if is_np else out
+
+
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device) -> torch.Tensor:
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-0.5 * (r / sigma) ** 2)
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).to(dtype=dtype, device=device)
+
+
+def ssim(a, b, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5, k1: float = 0.01,
+         k2: float = 0.03):
+    """Structural similarity per image (Wang et al. 2004), averaged over the channels.
+
+    Local means, variances and the covariance are Gaussian-weighted (``win_size`` x ``win_size``,
+    ``sigma``; population statistics), the SSIM map is averaged over the positions where the window
+    fits inside the image ("valid"), then over the channels. With the defaults this is scikit-image's
+    ``structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    data_range=data_range, channel_axis=...)`` (which filters with reflection and then crops the
+    border the window overhangs, i.e. the same valid positions).
+
+    Args:
+        a, b: ``(B, C, H, W)`` images in ``[0, data_range]`` (numpy or torch), ``H, W >= win_size``.
+        data_range: the peak-to-peak range.
+        win_size: odd window side.
+        sigma: the window's standard deviation (pixels).
+        k1, k2: the stabilising constants ``C1 = (k1 L)²``, ``C2 = (k2 L)²``.
+
+    Returns:
+        ``(B,)`` in ``[-1, 1]`` (1: identical), numpy for numpy input, else torch.
+
+    Raises:
+        ShapeError: not two ``(B, C, H, W)`` of one shape, or smaller than the window.
+        ValueError: ``win_size`` not a positive odd integer.
+
+    >>> x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> [round(float(v), 6) for v in ssim(x, x)], bool((ssim(x, x.flip(3)) < 0.5).all())
+    ([1.0, 1.0], True)
+    """
+    import torch.nn.functional as F
+
+    if int(win_size) != win_size or win_size < 1 or win_size % 2 == 0:
+        raise ValueError(f"ssim(): win_size must be a positive odd integer, got {win_size!r}")
+    ta, tb, is_np = _image_pair(a, b, "ssim")
+    n, c, h, w = ta.shape
+    if h < win_size or w < win_size:
+        raise ShapeError(f"ssim(): images must be at least {win_size}x{win_size}, got {h}x{w}")
+    win = _gaussian_window(int(win_size), sigma, ta.dtype, ta.device).expand(c, 1, win_size, win_size)
+
+    def filt(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, win, groups=c)
+
+    mu_a, mu_b = filt(ta), filt(tb)
+    var_a = filt(ta * ta) - mu_a ** 2
+    var_b = filt(tb * tb) - mu_b ** 2
+    cov = filt(ta * tb) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    out = smap.mean((2, 3)).mean(1)
+    return out.cpu().numpy() if is_np else out

@@ -117,3 +117,70 @@ def test_embedding_metrics_reject_bad_input():
         kernel_distance(np.zeros(5), np.zeros((5, 1)))
     with pytest.raises(ValueError, match="subsets"):
         kernel_distance(np.zeros((5, 2)), np.zeros((5, 2)), subsets=0)
+
+
+# ---------------------------------------------------------------------------------------------- PSNR / SSIM
+
+def _pair(seed: int = 0, shape=(3, 3, 24, 20)) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(shape, generator=g, dtype=torch.float64)
+    b = (a + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    return a, b
+
+
+def test_psnr_analytic_and_cap():
+    from recon3d.ops.metrics import psnr
+
+    a = torch.zeros(2, 3, 8, 8)
+    out = psnr(a, a + torch.tensor([0.1, 0.01]).view(2, 1, 1, 1))
+    assert out.shape == (2,)
+    assert out.tolist() == pytest.approx([20.0, 40.0], abs=1e-4)
+    assert float(psnr(a, a)[0]) == 100.0
+    assert psnr(a.numpy() * 255, a.numpy() * 255 + 2.55, data_range=255.0).tolist() == pytest.approx([40.0, 40.0])
+
+
+def test_ssim_identical_is_one_and_direction():
+    from recon3d.ops.metrics import ssim
+
+    a, b = _pair()
+    assert ssim(a, a).tolist() == pytest.approx([1.0] * 3, abs=1e-12)
+    noisier = (a + 0.3 * torch.randn(a.shape, generator=torch.Generator().manual_seed(1), dtype=a.dtype)).clamp(0, 1)
+    assert (ssim(a, noisier) < ssim(a, b)).all()
+    assert isinstance(ssim(a.numpy(), b.numpy()), np.ndarray)
+
+
+def test_ssim_matches_scikit_image():
+    metrics = pytest.importorskip("skimage.metrics")
+    from recon3d.ops.metrics import ssim
+
+    a, b = _pair(2)
+    ours = ssim(a, b).numpy()
+    ref = [metrics.structural_similarity(a[i].permute(1, 2, 0).numpy(), b[i].permute(1, 2, 0).numpy(),
+                                         gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                         data_range=1.0, channel_axis=-1) for i in range(len(a))]
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+    # and in 8-bit units
+    ours255 = ssim(a * 255, b * 255, data_range=255.0).numpy()
+    np.testing.assert_allclose(ours255, ref, rtol=0, atol=1e-6)
+
+
+def test_psnr_matches_scikit_image():
+    metrics = pytest.importorskip("skimage.metrics")
+    from recon3d.ops.metrics import psnr
+
+    a, b = _pair(3)
+    ref = [metrics.peak_signal_noise_ratio(a[i].numpy(), b[i].numpy(), data_range=1.0) for i in range(len(a))]
+    np.testing.assert_allclose(psnr(a, b).numpy(), ref, rtol=1e-10)
+
+
+def test_psnr_ssim_raise_on_bad_shapes():
+    from recon3d.ops.metrics import psnr, ssim
+
+    with pytest.raises(ShapeError):
+        psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
+    with pytest.raises(ShapeError):
+        ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))
+    with pytest.raises(ShapeError):
+        ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))  # smaller than the window
+    with pytest.raises(ValueError):
+        ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), win_size=4)
