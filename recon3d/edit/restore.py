@@ -16,8 +16,10 @@ reference-guided model (:data:`recon3d.nn.restoration.REF_SR`). The identity cos
 aligned input face and its restoration (:func:`recon3d.nn.identity.embed_aligned`, dlib's descriptor)
 is recorded per face when dlib's model files are installed.
 
-:func:`restore_view` restores a view rendered by :mod:`recon3d.edit.rotate` at the landmarks of the
-rotated mesh (no detection, so turned heads are found too).
+:func:`restore_view` / :func:`restore_views` restore views rendered by :mod:`recon3d.edit.rotate` at the
+landmarks of the rotated mesh (no detection, so turned heads are found too): ``rotate --restore``.
+:func:`restore_photo` restores a photo before reconstruction: ``reconstruct --restore`` unwraps the
+texture from the restored photo.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ from ._common import check_rec, fit_camera, model_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RestoredFace", "RestoreResult", "restore", "restore_photo", "restore_view", "MAX_SCALE", "paste_mask"]
+__all__ = ["RestoredFace", "RestoreResult", "restore", "restore_photo", "restore_view", "restore_views", "MAX_SCALE", "paste_mask"]
 
 #: largest ``scale`` of :func:`restore`
 MAX_SCALE = 8
@@ -382,3 +384,14 @@ def restore_view(rec, view, *, weights: str | os.PathLike | None = None, device:
     with torch.no_grad():
         lmk = project_points(m.landmarks(view.verts_cam[None].to(K)), K)[0]
     return restore(view.image.detach().cpu(), weights=weights, device=device, landmarks=lmk, identity=identity)
+
+
+def restore_views(rec, views, *, weights: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None) -> list:
+    """:func:`restore_view` of each view: the same :class:`recon3d.edit.rotate.RotateResult` objects with
+    ``image`` replaced by the restored one (float in [0, 1], on the device and dtype of the view's image)."""
+    out = []
+    for v in views:
+        img = torch.from_numpy(restore_view(rec, v, weights=weights, device=device).image.astype(np.float32) / 255.0)
+        out.append(replace(v, image=img.to(v.image)))
+    return out
