@@ -1,0 +1,137 @@
+"""Train a face restorer (seed 002 blind restoration, seed 004 reference-guided SR, or the L1 U-Net baseline).
+
+    python -m pipelines.train_restorer --variant ours --data ../shared/faces-128 --minutes 20 --clock cpu \\
+        --out ~/.cache/recon3d/restore-ours --export assets/recon3d_restorer_64_v1.safetensors
+
+Variants (rows of ``bench/restore.py``): ``ours`` (MMRB codec + StyleGAN2 prior), ``no-mmrb`` (plain
+residual blocks), ``no-prior`` (the codec's decoder output), ``unet-l1`` (plain U-Net, L1 only) and
+``refsr`` (reference-guided 4x SR; ``--reference-pool`` from ``pipelines.make_reference_pool``).
+The recipe is :mod:`recon3d.train.recipes.restore`; pairs are degraded on the fly from the aligned
+faces' training split (the 5 % hash split stays out for the benchmark). ``OUT/last.pt`` is written every
+few minutes; rerunning resumes and ``--minutes`` is the total across runs. ``--init`` fine-tunes an
+exported restorer of the same variant; ``--prior`` picks the StyleGAN2 generator the prior starts from
+(default: the shipped one). ``--export`` writes fp16 safetensors with the configuration and training summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from ._cli import setup_logging
+
+log = logging.getLogger("pipelines.train_restorer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from recon3d.train.recipes.restore import VARIANTS
+
+    ap = argparse.ArgumentParser(prog="python -m pipelines.train_restorer", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", choices=sorted(VARIANTS), default="ours")
+    ap.add_argument("--res", type=int, choices=(32, 64, 128, 256), default=64)
+    ap.add_argument("--data", required=True, help="folder of aligned face photos (e.g. ../shared/faces-128)")
+    ap.add_argument("--out", required=True, help="checkpoint / history folder")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training-time budget (total, across resumed runs)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="what --minutes counts: elapsed time or this process's CPU time (equal compute on a shared machine)")
+    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--init", default=None, help="fine-tune these exported restorer weights")
+    ap.add_argument("--prior", default=None, help="StyleGAN2 generator for the prior (default: the shipped one)")
+    ap.add_argument("--reference-pool", default=None, help="re-posed references (.npz) for --variant refsr")
+    ap.add_argument("--val-percent", type=float, default=5.0)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--limit", type=int, default=None, help="use at most this many photos")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--export", default=None, help="write the trained restorer here (fp16 safetensors)")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+
+    import torch
+
+    from recon3d._checks import check_device
+    from recon3d.errors import Recon3DError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        check_device(args.device)
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from recon3d.data.faces import load_faces
+    from recon3d.nn.registry import save_network
+    from recon3d.nn.restoration import REF_SR, RESTORER
+    from recon3d.train.recipes.restore import RestoreTrainConfig, train_restorer
+
+    try:
+        kw = dict(val_percent=args.val_percent, cache_dir=args.cache_dir, progress=not args.quiet)
+        faces = load_faces(args.data, args.res, split="train", limit=args.limit, **kw)
+        val = load_faces(args.data, args.res, split="val", **kw).images[:32]
+        pool = None
+        if args.reference_pool:
+            from recon3d.data.references import load_reposed_pool
+
+            pool = load_reposed_pool(args.reference_pool)
+    except (OSError, ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = RestoreTrainConfig(variant=args.variant, res=args.res, batch=args.batch, lr=args.lr,
+                             max_minutes=None if args.steps else args.minutes, max_steps=args.steps, clock=args.clock,
+                             eval_every=args.eval_every, seed=args.seed)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = (tqdm(total=args.steps, desc=f"train {args.variant}", unit="step") if args.steps else
+               tqdm(total=round(args.minutes * 60), desc=f"train {args.variant}", unit="s",
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}"))
+
+    def progress(info: dict) -> None:
+        if bar is not None:
+            bar.n = info["step"] if args.steps else min(round(info["seconds"]), bar.total)
+            st = info.get("stats", {})
+            bar.set_postfix_str(f"step {info['step']} " + " ".join(f"{k} {st[k]:.3f}" for k in ("l1", "fp", "d_loss")
+                                                                    if k in st), refresh=True)
+
+    def say(msg: str) -> None:
+        (bar.write if bar is not None and ": train loss" in msg else log.debug)(msg)
+
+    try:
+        res = train_restorer(faces, args.out, cfg, init=args.init, prior=args.prior, val_faces=val,
+                             reference_pool=pool, device=args.device, log_fn=say, progress=progress)
+    except (ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.export:
+        last = res.history[-1] if res.history else {}
+        meta = {"variant": args.variant, "res": args.res, "steps": res.step, "minutes": round(res.seconds / 60, 1),
+                "clock": args.clock, "n_train_faces": len(faces), "training_data": args.data,
+                **{k: v for k, v in last.items() if k.startswith("val_")},
+                "licence": "trained on the given faces: inherits their licence (faces-128 / UTKFace: non-commercial "
+                           "research only)",
+                "command": "python -m pipelines.train_restorer " + " ".join(
+                    shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+                "torch": torch.__version__, "device": args.device}
+        out = Path(args.export)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_network(res.net["G"], out, REF_SR if args.variant == "refsr" else RESTORER, meta=meta)
+        log.info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
