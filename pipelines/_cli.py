@@ -63,6 +63,29 @@ def add_batch(p: argparse.ArgumentParser) -> None:
                    help="an existing Ray cluster (e.g. auto, ray://head:10001; default: start a local one)")
 
 
+def add_restore(p: argparse.ArgumentParser, when: str) -> None:
+    """``--restore`` / ``--restore-weights``: the face restorer of :mod:`recon3d.edit.restore` ``when``."""
+    p.add_argument("--restore", action="store_true", help=f"restore the faces {when} (see pipelines.restore)")
+    p.add_argument("--restore-weights", default=None, metavar="PATH",
+                   help="restorer weights for --restore (.safetensors; default: the shipped restorer)")
+
+
+def check_restorer(args) -> int | None:
+    """With ``--restore``: load (and cache) the restorer now, so that missing or bad weights fail once,
+    before any work: 1 after a one-line error; else ``None``."""
+    if not getattr(args, "restore", False):
+        return None
+    from recon3d.errors import Recon3DError
+    from recon3d.nn.restoration import load_restorer
+
+    try:
+        load_restorer(args.restore_weights, device=args.device)
+    except Recon3DError as e:
+        print(f"error: --restore: {e}", file=sys.stderr)
+        return 1
+    return None
+
+
 def prepare(args, out_root) -> int | None:
     """The checks every batch verb does before any work, and the run-time settings: ``--device``
     exists here, ``--max-pixels`` is positive, ``out_root`` can be written, the batch options are

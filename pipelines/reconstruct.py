@@ -28,7 +28,9 @@ from pipelines._cli import (
     DEMOS,
     add_batch,
     add_common,
+    add_restore,
     check_job_folder,
+    check_restorer,
     collect_jobs,
     load_model_arg,
     no_inputs,
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delight", action="store_true", help="remove the fitted shading from the texture")
     p.add_argument("--no-mirror", action="store_true", help="do not mirror visible texels before Poisson blending")
     p.add_argument("--no-extras", action="store_true", help="write only the mesh, texture and json")
+    add_restore(p, "of the photo first: the texture is unwrapped from the restored photo")
     add_common(p)
     add_batch(p)
     return p
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root)) is not None:
+    if (rc := prepare(args, out_root)) is not None or (rc := check_restorer(args)) is not None:
         return rc
 
     from recon3d.batch import exported
@@ -109,12 +112,17 @@ def _setup(args, model=None):
     def process(job) -> Outcome:
         t0 = time.perf_counter()
         check_job_folder(out_root / job.name)
-        recs = reconstruct_all(job.source, model=model, landmarks=job.column("landmarks", args.landmarks), config=cfg,
+        src = job.source
+        if args.restore:  # the faces restored first, so the texture is unwrapped from the restored photo
+            from recon3d.edit.restore import restore_photo
+
+            src = restore_photo(src, weights=args.restore_weights, device=args.device, max_pixels=args.max_pixels)
+        recs = reconstruct_all(src, model=model, landmarks=job.column("landmarks", args.landmarks), config=cfg,
                                all_faces=args.all_faces, device=args.device, name=job.name)
         lines = []
         for i, rec in enumerate(recs):
             batch = {"source": source_id(job.source), "job": job.name, "face": i, "n_faces": len(recs),
-                     "all_faces": args.all_faces}
+                     "all_faces": args.all_faces, "restored": args.restore}
             save_reconstruction(rec, out_root / rec.name, formats=args.export, extras=not args.no_extras, batch=batch)
             pose = rec.pose_deg
             lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "

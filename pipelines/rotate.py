@@ -8,8 +8,8 @@ Per image, into ``OUT/<stem>/``: one PNG per pose (``<stem>_yaw+15_pitch+0.png``
 changes of pose, or the target pose with ``--absolute``), ``<stem>_frontal.png`` with
 ``--frontalize``, ``<stem>_grid.png`` (input then every pose, side by side), ``<stem>_turntable.gif``
 with ``--gif``, the rotated meshes ``<stem>_yaw+15_pitch+0.obj`` (model frame, with the completed
-texture) and ``<stem>_rotate.json``; the folder is written atomically. One bad image never stops a
-batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
+texture) and ``<stem>_rotate.json``, atomically; ``--restore`` refines every rendered view (edit.restore).
+One bad image never stops a batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_batch, add_common, check_job_folder, collect_jobs, describe_input  # isort: skip
-from pipelines._cli import load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
+from pipelines._cli import DEMOS, add_batch, add_common, add_restore, check_job_folder, check_restorer  # isort: skip
+from pipelines._cli import collect_jobs, describe_input, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
+    add_restore(p, "of every rendered view")
     add_common(p)
     add_batch(p)
     return p
@@ -54,11 +55,8 @@ def _grid(images, height: int):
     import numpy as np
     from PIL import Image
 
-    cells = []
-    for im in images:
-        a = (np.clip(np.asarray(im), 0, 1) * 255).astype(np.uint8)
-        h, w = a.shape[:2]
-        cells.append(Image.fromarray(a).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
+    cells = [Image.fromarray((np.clip(np.asarray(im), 0, 1) * 255).astype(np.uint8)) for im in images]
+    cells = [c.resize((max(1, round(c.width * height / c.height)), height), Image.LANCZOS) for c in cells]
     grid = Image.new("RGB", (sum(c.width for c in cells), height))
     for c, x in zip(cells, np.cumsum([0] + [c.width for c in cells[:-1]]), strict=True):
         grid.paste(c, (int(x), 0))
@@ -71,7 +69,7 @@ def _process(src, stem: str, args, model, out_root: Path):
 
     import recon3d.reconstruct as api
     from recon3d.batch import Outcome
-    from recon3d.edit import frontalize, rotate_views
+    from recon3d.edit import frontalize, restore_views, rotate_views
     from recon3d.io import save_image
     from recon3d.io.atomic import atomic_dir
     from recon3d.io.export import reconstruction_mesh
@@ -82,8 +80,10 @@ def _process(src, stem: str, args, model, out_root: Path):
     rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     poses = [(y, p) for p in args.pitch for y in (args.yaw if args.yaw is not None else [-30.0, -15.0, 0.0, 15.0, 30.0])]
     results = rotate_views(rec, poses, absolute=args.absolute, blend=not args.no_blend)
+    refine = (lambda v: restore_views(rec, v, weights=args.restore_weights, device=args.device)) if args.restore else (lambda v: v)
+    results = refine(results)
     with atomic_dir(out_root / stem) as out:  # the folder appears complete, or not at all
-        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "outputs": []}
+        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "restored": args.restore, "outputs": []}
         for (yaw, pitch), r in zip(poses, results, strict=True):
             name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
             save_image(out / f"{name}.png", r.image)
@@ -96,7 +96,7 @@ def _process(src, stem: str, args, model, out_root: Path):
             record["outputs"].append(entry)
         grid_imgs = [rec.image] + [r.image for r in results]
         if args.frontalize:
-            f = frontalize(rec, blend=not args.no_blend)
+            f = refine([frontalize(rec, blend=not args.no_blend)])[0]
             save_image(out / f"{stem}_frontal.png", f.image)
             record["frontal"] = {"image": f"{stem}_frontal.png", "pose_deg": f.pose_deg.tolist()}
             grid_imgs.append(f.image)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root)) is not None:
+    if (rc := prepare(args, out_root)) is not None or (rc := check_restorer(args)) is not None:
         return rc
     from recon3d.errors import Recon3DError
 

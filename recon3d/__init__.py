@@ -28,6 +28,7 @@ _LAZY = {
     "Mesh": ("recon3d.structures.mesh", "Mesh"),
     "load_mesh": ("recon3d.io.mesh", "load_mesh"),
     "save_mesh": ("recon3d.io.mesh", "save_mesh"),
+    "restore": ("recon3d.edit.restore", "restore"),
 }
 
 # 0.1 top-level names that now live only in their home modules: they still resolve, with a

@@ -39,3 +39,34 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_restorers(tmp_path_factory) -> dict[str, Path]:
+    """Tiny seeded face restorers (32 px, random weights, no training): ``"blind"`` (a U-Net) and
+    ``"ref"`` (a reference-guided codec), saved like shipped weights; the restore tests never need
+    the shipped restorer files."""
+    from recon3d.nn.registry import save_network
+    from recon3d.nn.restoration import RESTORER, FaceRestorer
+
+    d = tmp_path_factory.mktemp("restorers")
+    ch = {32: 8, 16: 8, 8: 16, 4: 16}
+    torch.manual_seed(0)
+    nets = {"blind": FaceRestorer(res=32, kind="unet", channels=ch),
+            "ref": FaceRestorer(res=32, kind="codec", block="res", prior=False, reference=True, channels=ch,
+                                enc_blocks=1)}
+    paths = {}
+    for name, net in nets.items():
+        paths[name] = d / f"{name}.safetensors"
+        save_network(net, paths[name], RESTORER)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def blurred_astronaut():
+    """scikit-image's astronaut (512 x 512 uint8), Gaussian-blurred (radius 2): a degraded face photo."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+    from skimage.data import astronaut
+
+    return np.asarray(Image.fromarray(astronaut()).filter(ImageFilter.GaussianBlur(2)))

@@ -6,6 +6,10 @@
 * :func:`deocclude` / :func:`detect_occlusion`: find the face pixels the fitted model cannot
   explain and replace them with the 3D face, Poisson-blended (thesis ch. 5 ``I_p``; see
   :mod:`recon3d.edit.deocclude`).
+* :func:`recon3d.edit.restore.restore` (also ``recon3d.restore``): restore every face of a photo with
+  the face restorer network (aligned, restored, pasted back); :func:`restore_views` refines rendered
+  views (``rotate --restore``), :func:`restore_photo` a photo before reconstruction (see
+  :mod:`recon3d.edit.restore`).
 
 All take a :class:`recon3d.reconstruct.Reconstruction` and check its shapes (and those of the
 user's arrays: ``poses``, ``mask``, ``image`` / ``lmk_px``) with :func:`recon3d._checks.check_shapes`,
@@ -18,6 +22,7 @@ results are on the reconstruction's device. See docs/EDITING.md.
 from ..ops.warp import WarpResult, triangulate
 from ..render.warp import warp_triangles
 from .deocclude import DeoccludeResult, OcclusionEstimate, deocclude, detect_occlusion
+from .restore import RestoredFace, RestoreResult, restore_photo, restore_view, restore_views
 from .rotate import RotateResult, frontalize, mesh_boundary_vertices, rotate_face, rotate_views
 from .synthetic import make_synthetic_reconstruction
 
@@ -25,4 +30,5 @@ __all__ = [
     "rotate_face", "rotate_views", "frontalize", "RotateResult", "mesh_boundary_vertices",
     "deocclude", "detect_occlusion", "DeoccludeResult", "OcclusionEstimate",
     "warp_triangles", "triangulate", "WarpResult", "make_synthetic_reconstruction",
+    "RestoreResult", "RestoredFace", "restore_photo", "restore_view", "restore_views",
 ]
