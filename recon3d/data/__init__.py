@@ -14,4 +14,7 @@ this package.
   (``x = [(y ⊗ k)↓s + n_δ]_JPEG_q``: Gaussian and motion kernels, blur, downsample, noise, JPEG),
   the ``DEGRADE_002`` / ``DEGRADE_004`` presets, ``sample_params`` / ``degrade`` / ``degrade_batch``
   seeded by ``(seed, index)``, and ``build_eval_set`` (a fixed-seed, resumable HQ/LQ set on disk).
+* :mod:`recon3d.data.references`: seed 004's reference pool: each training face reconstructed,
+  re-posed to a seeded yaw, re-aligned and colour-jittered (``build_reposed_pool``, resumable;
+  ``load_reposed_pool``).
 """
