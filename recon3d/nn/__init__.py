@@ -13,6 +13,9 @@ refiners next) and the one checkpoint registry. No data generation, no training 
   recognition ResNet (the ArcFace role) read from dlib's own ``.dat``, and dlib's face chip
   (:func:`~recon3d.nn.identity.face_chip_transform`, differentiable
   :func:`~recon3d.nn.identity.extract_chip`).
+* :mod:`recon3d.nn.restoration`: :class:`~recon3d.nn.restoration.FaceRestorer` (seed 002's MMRB codec with the
+  StyleGAN2 prior, seed 004's reference-guided variant, the plain U-Net baseline) and
+  :func:`~recon3d.nn.restoration.restore_aligned`.
 * :mod:`recon3d.nn.registry`: safetensors save/load with the configuration in the metadata, the
   format check and the cache (:func:`~recon3d.nn.registry.load_network`).
 * :mod:`recon3d.nn.preprocess`: :func:`~recon3d.nn.preprocess.standardise`, the input normalisation.
@@ -29,10 +32,11 @@ from .identity import IDENTITY_NET
 from .landmarks import LANDMARK_NET
 from .occluder import OCCLUDER_NET
 from .registry import NetworkSpec, load_network, save_network
+from .restoration import REF_SR, RESTORER
 from .stylegan2 import STYLEGAN2_D, STYLEGAN2_G
 
 #: every network of recon3d by registry name
 NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET, STYLEGAN2_G,
-                                                          STYLEGAN2_D, DCGAN_G, DCGAN_D)}
+                                                          STYLEGAN2_D, DCGAN_G, DCGAN_D, RESTORER, REF_SR)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

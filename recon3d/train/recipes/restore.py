@@ -157,7 +157,12 @@ def build_restorer(variant: str, res: int, *, prior: str | Path | None = None, p
     G = FaceRestorer(res, **{**v["net"], **(net_kwargs or {})})
     if G.has_prior:
         g0, _ = load_network(STYLEGAN2_G, prior, cached=False)
-        G.init_prior(g0.float())
+        if g0.config == G.prior.config:
+            G.init_prior(g0.float())
+        elif prior is not None:
+            raise ValueError(f"{prior}: a generator with another configuration than the restorer's prior")
+        else:
+            log.warning("the shipped generator does not fit this prior (%s): the prior starts untrained", G.prior.config)
     nets = {"G": G}
     if not v["l1_only"]:
         try:
@@ -400,16 +405,16 @@ def bicubic_x4(hq: torch.Tensor) -> torch.Tensor:
 
 def train_restorer(faces: FaceSet, out_dir: str | Path, config: RestoreTrainConfig = RestoreTrainConfig(), *,
                    init: str | Path | None = None, prior: str | Path | None = None,
-                   val_faces: torch.Tensor | None = None, reference_pool=None, device: str = "cpu",
-                   log_fn=None, progress=None):
+                   val_faces: torch.Tensor | None = None, reference_pool=None, net_kwargs: dict | None = None,
+                   device: str = "cpu", log_fn=None, progress=None):
     """Train (or resume from ``out_dir/last.pt``) a restorer ``config.variant`` on ``faces``.
 
     ``init``: an exported restorer of the same variant to fine-tune (ignored when a checkpoint resumes);
-    ``prior``: the StyleGAN2 generator the prior starts from (default: the shipped one).
-    Returns the loop's :class:`~recon3d.train.loop.LoopResult`.
+    ``prior``: the StyleGAN2 generator the prior starts from (default: the shipped one); ``net_kwargs``
+    override the variant's :class:`FaceRestorer` arguments (widths, prior configuration). Returns the loop's :class:`~recon3d.train.loop.LoopResult`.
     """
     torch.manual_seed(config.seed)
-    net = build_restorer(config.variant, config.res, prior=prior)
+    net = build_restorer(config.variant, config.res, prior=prior, net_kwargs=net_kwargs)
     if init is not None:
         g0, _ = load_network(RESTORER, init, cached=False)
         if g0.config != net["G"].config:
