@@ -31,7 +31,7 @@ import torch
 
 from ..errors import NoFaceError
 from .base import FaceDetection, image_to_uint8_rgb
-from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, PLAIN_HOG, detect_faces_dlib
+from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, MTCNN_STAGES, PLAIN_HOG, detect_faces_dlib
 from .fa_backend import detect_faces_fa
 from .recon3d_backend import detect_faces_recon3d
 
@@ -42,6 +42,7 @@ __all__ = [
     "BACKENDS",
     "DLIB_STAGES",
     "DEFAULT_STAGES",
+    "MTCNN_STAGES",
     "PLAIN_HOG",
 ]
 
@@ -77,7 +78,8 @@ def detect_faces(
         backend: ``"dlib"``, ``"recon3d"`` or ``"face_alignment"``.
         all_faces: return every face; by default only the largest.
         stages: dlib and recon3d: which detector stages of :data:`DLIB_STAGES` to run (default
-            :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone).
+            :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone; :data:`MTCNN_STAGES` adds the
+            MTCNN cascade as the last resort).
         max_side: dlib only: HOG runs on a copy whose longest side is at most this.
         timings: if given, filled with milliseconds per stage (dlib only).
         rotations: dlib and recon3d: when the upright image gives no face, retry on copies turned

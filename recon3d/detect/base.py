@@ -24,7 +24,7 @@ class FaceDetection:
             CNN (MMOD) confidence, or a landmark-stability score for fallbacks).
         lmk_px: ``(68, 2)`` float32 iBUG-68 landmarks, 0-based pixel centres of the input image.
         method: which stage found the face: ``"hog"``, ``"hog-upsampled"``, ``"hog-mirrored"``,
-            ``"cnn"``, ``"fallback-lowthresh"``, ``"fallback-centre"`` (dlib backend) or
+            ``"cnn"``, ``"fallback-lowthresh"``, ``"fallback-centre"``, ``"mtcnn"`` (dlib backend) or
             ``"face_alignment"``; ``"<stage>+recon3d"`` for the ``recon3d`` backend.
         landmarks_3d: the landmarks follow the 3-D convention of AFLW2000-3D (jaw points on the
             3-D jaw line even where it is hidden; ``recon3d`` backend) rather than the visible

@@ -23,6 +23,11 @@ AFLW2000-3D they add almost nothing once the CNN stage runs (``docs/benchmarks/d
 6. ``"fallback-centre"``: for tightly cropped inputs (aspect 0.75..1.33, like AFLW2000's
    450 x 450), the shape predictor started from a centred box and refined three times from its
    own landmarks, accepted only if the verifier is happy.
+7. ``"mtcnn"`` (opt-in, :data:`MTCNN_STAGES`): the MTCNN cascade
+   (:mod:`recon3d.detect.mtcnn_backend`, weights ``assets/recon3d_mtcnn_v1.safetensors``) on the
+   HOG copy; its boxes are mapped to the HOG box geometry and seed the shape predictor. It runs
+   last, so only where every other stage found nothing; it finds faces behind masks, sunglasses
+   and hands that the dlib detectors miss (``docs/benchmarks/detect.md``).
 
 The verifier re-runs the shape predictor from jittered boxes (shifted by +-10 % and scaled by
 0.9/1.1): on a face the landmarks stay anchored to the image features; on clutter or flat
@@ -48,15 +53,17 @@ from ..conventions import mirror_image_x, mirror_points_px
 from ..errors import BackendUnavailableError
 from .base import box_from_landmarks, box_iou
 
-__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path", "dlib_module"]
+__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "MTCNN_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path", "dlib_module"]
 
 log = logging.getLogger(__name__)
 
 #: All stages of the dlib chain, in the order they run.
-DLIB_STAGES = ("hog", "hog-upsampled", "hog-mirrored", "cnn", "fallback-lowthresh", "fallback-centre")
+DLIB_STAGES = ("hog", "hog-upsampled", "hog-mirrored", "cnn", "fallback-lowthresh", "fallback-centre", "mtcnn")
 #: The stages run by default: on AFLW2000-3D dev the mirrored and low-threshold HOG stages add
 #: almost nothing once the CNN stage runs (see docs/benchmarks/detect.md).
 DEFAULT_STAGES = ("hog", "hog-upsampled", "cnn", "fallback-centre")
+#: The default chain with MTCNN as the last resort.
+MTCNN_STAGES = (*DEFAULT_STAGES, "mtcnn")
 #: The single-stage configuration used as the baseline in benchmarks.
 PLAIN_HOG = ("hog",)
 
@@ -279,6 +286,11 @@ def detect_faces_dlib(
             side = 0.5 * min(h, w)
             res = timed(stage, _refine_and_verify, img, _square((w - 1) / 2.0, (h - 1) / 2.0, side))
             found = [res[:2]] if res is not None else []
+        elif stage == "mtcnn":
+            from .mtcnn_backend import detect_faces_mtcnn, mtcnn_box_to_dlib
+
+            dets = timed(stage, detect_faces_mtcnn, det_img)
+            found = [(mtcnn_box_to_dlib(b) / scale, s) for b, s, _ in dets]
         if found:
             method = stage
             break
