@@ -103,7 +103,7 @@ def _pyramid_scales(h: int, w: int, min_face: float, factor: float) -> list[floa
     """Scales of the image pyramid.
 
     >>> [round(s, 3) for s in _pyramid_scales(60, 80, 20, 0.709)]
-    [0.6, 0.425, 0.302]
+    [0.6, 0.425, 0.302, 0.214]
     """
     m = 12.0 / min_face
     side = min(h, w) * m
