@@ -67,7 +67,10 @@ def _300w(d: Path, limit):
 
 
 def _photos(d: Path, limit):
-    for p in sorted(p for pat in ("*.jpg", "*.png") for p in d.glob(pat))[:limit]:
+    # a .png next to a .jpg of the same stem is a label map (CelebAMask-HQ samples), not a photo
+    files = sorted(p for pat in ("*.jpg", "*.png") for p in d.glob(pat)
+                   if not (p.suffix == ".png" and p.with_suffix(".jpg").is_file()))
+    for p in files[:limit]:
         yield f"{d.name}/{p.name}", image_to_uint8_rgb(load_image(p).image, "bench"), None
 
 

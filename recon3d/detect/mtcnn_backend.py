@@ -149,7 +149,7 @@ def detect_faces_mtcnn(
                          f"got min_face={min_face}, factor={factor}, thresholds={thresholds}")
     nets, _ = load_network(MTCNN_NETS, weights)
     H, W = img.shape[:2]
-    x = normalise_mtcnn(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float())
+    x = normalise_mtcnn(torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1))
 
     # 1. P-Net over the pyramid
     cands = []
