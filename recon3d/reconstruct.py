@@ -53,6 +53,9 @@ class ReconstructConfig:
         detector: landmark backend (default ``"recon3d"``: dlib's detector chain, then recon3d's
             large-pose regressor; ``"dlib"``: dlib's frontal predictor; ``"face_alignment"``; see
             :mod:`recon3d.detect`).
+        detector_stages: the detector chain's stages (default ``None``:
+            :data:`recon3d.detect.DEFAULT_STAGES`; :data:`recon3d.detect.MTCNN_STAGES` adds MTCNN as
+            the last resort, for faces behind masks, sunglasses or hands).
         fit: an explicit :class:`recon3d.fitting.FitConfig` (overrides ``fast``).
         max_pixels: refuse larger images (:func:`recon3d.io.load_image`).
     """
@@ -63,6 +66,7 @@ class ReconstructConfig:
     delight: bool = False
     mirror: bool = True
     detector: str = "recon3d"
+    detector_stages: tuple[str, ...] | None = None
     fit: FitConfig | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
 
@@ -206,7 +210,7 @@ def reconstruct_all(
                               where=where)
         faces = [(lmk, "user", bool(landmarks_3d))]
     else:
-        dets = detect_faces(img, backend=config.detector, all_faces=all_faces)
+        dets = detect_faces(img, backend=config.detector, all_faces=all_faces, stages=config.detector_stages)
         if not dets:
             raise NoFaceError(f"no face found in {loaded.name}: no detector stage found a face")
         faces = [(d.lmk_px, d.method, d.landmarks_3d) for d in dets]
