@@ -11,9 +11,9 @@ Usage::
 
 Variants (backend ``recon3d``, the pipelines' default, with its retries on turned and equalised copies):
 
-* **chain**: ``stages=DEFAULT_STAGES`` (today's default).
+* **chain**: ``stages=CHAIN_V1_STAGES`` (the default before MTCNN joined it).
 * **mtcnn**: :func:`recon3d.detect.mtcnn_backend.detect_faces_mtcnn` alone, its largest box.
-* **chain+mtcnn**: ``stages=MTCNN_STAGES``: the MTCNN stage runs only where the upright chain
+* **chain+mtcnn**: ``stages=DEFAULT_STAGES`` (today's default, MTCNN last): the MTCNN stage runs only where the upright chain
   found nothing, so its result equals the chain's wherever the chain's upright stages succeed; only
   the other images are run again (MTCNN stage alone, the same call the chain would make). Where
   MTCNN finds nothing either the chain's retry result is kept (the real chain would also try
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from recon3d.data.occluders import shape_bank
-from recon3d.detect import DEFAULT_STAGES, detect_faces
+from recon3d.detect import CHAIN_V1_STAGES, detect_faces
 from recon3d.detect.base import image_to_uint8_rgb
 from recon3d.detect.mtcnn_backend import detect_faces_mtcnn
 from recon3d.detect.recon3d_backend import detect_faces_recon3d
@@ -159,7 +159,7 @@ def _centre_in(box, gt) -> bool:
 
 def _one(name, u8, gt, extra=None) -> dict:
     t0 = time.perf_counter()
-    dets = detect_faces(u8, backend="recon3d", stages=DEFAULT_STAGES)
+    dets = detect_faces(u8, backend="recon3d", stages=CHAIN_V1_STAGES)
     chain_ms = 1000.0 * (time.perf_counter() - t0)
     t0 = time.perf_counter()
     m = detect_faces_mtcnn(u8)

@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=["dlib", "recon3d", "face_alignment"], default="recon3d",
                    help="landmark backend (default recon3d: dlib's detector chain + our large-pose regressor; "
                         "dlib: dlib's frontal 68-point predictor)")
-    p.add_argument("--detect-mtcnn", action="store_true",
-                   help="add the MTCNN detector as the chain's last stage (faces behind masks, sunglasses, hands)")
+    p.add_argument("--no-mtcnn", action="store_true",
+                   help="leave MTCNN out of the detector chain (it runs last, for occluded faces the others miss)")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face (default: the largest)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset (fewer photometric iterations)")
     p.add_argument("--no-photometric", action="store_true", help="landmark fit only (no analysis-by-synthesis)")
@@ -103,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 def _setup(args, model=None):
     """The per-item function (in each worker: loads the ``--model`` once)."""
     from recon3d.batch import Outcome, source_id
-    from recon3d.detect import MTCNN_STAGES
+    from recon3d.detect import CHAIN_V1_STAGES
     from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
 
     model = model if model is not None else load_model_arg(args.model, args.device)
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
                             delight=args.delight, mirror=not args.no_mirror, detector=args.detector,
-                            detector_stages=MTCNN_STAGES if args.detect_mtcnn else None, max_pixels=args.max_pixels)
+                            detector_stages=CHAIN_V1_STAGES if args.no_mtcnn else None, max_pixels=args.max_pixels)
     out_root = Path(args.out)
 
     def process(job) -> Outcome:

@@ -54,8 +54,8 @@ class ReconstructConfig:
             large-pose regressor; ``"dlib"``: dlib's frontal predictor; ``"face_alignment"``; see
             :mod:`recon3d.detect`).
         detector_stages: the detector chain's stages (default ``None``:
-            :data:`recon3d.detect.DEFAULT_STAGES`; :data:`recon3d.detect.MTCNN_STAGES` adds MTCNN as
-            the last resort, for faces behind masks, sunglasses or hands).
+            :data:`recon3d.detect.DEFAULT_STAGES`, MTCNN last, for faces behind masks, sunglasses or
+            hands; :data:`recon3d.detect.CHAIN_V1_STAGES` is the chain without MTCNN).
         fit: an explicit :class:`recon3d.fitting.FitConfig` (overrides ``fast``).
         max_pixels: refuse larger images (:func:`recon3d.io.load_image`).
     """

@@ -3,7 +3,8 @@
 Backends:
 
 * ``"dlib"`` (default): dlib's HOG detector with fallbacks (upsampling, the MMOD CNN detector on
-  a downscaled copy, a verified centre-box start for tight crops) and dlib's 68-point shape
+  a downscaled copy, a verified centre-box start for tight crops, then MTCNN,
+  :mod:`recon3d.detect.mtcnn_backend`, for occluded faces) and dlib's 68-point shape
   predictor, from ``dlib-bin`` + ``face-recognition-models``. See :mod:`recon3d.detect.dlib_backend`.
 * ``"recon3d"``: the same detector chain, then recon3d's own landmark regressor
   (``assets/recon3d_landmarks_v1.safetensors``, trained on synthesized profile views), which
@@ -31,7 +32,14 @@ import torch
 
 from ..errors import NoFaceError
 from .base import FaceDetection, image_to_uint8_rgb
-from .dlib_backend import DEFAULT_STAGES, DLIB_STAGES, MTCNN_STAGES, PLAIN_HOG, detect_faces_dlib
+from .dlib_backend import (
+    CHAIN_V1_STAGES,
+    DEFAULT_STAGES,
+    DLIB_STAGES,
+    MTCNN_STAGES,
+    PLAIN_HOG,
+    detect_faces_dlib,
+)
 from .fa_backend import detect_faces_fa
 from .recon3d_backend import detect_faces_recon3d
 
@@ -43,6 +51,7 @@ __all__ = [
     "DLIB_STAGES",
     "DEFAULT_STAGES",
     "MTCNN_STAGES",
+    "CHAIN_V1_STAGES",
     "PLAIN_HOG",
 ]
 
@@ -78,8 +87,8 @@ def detect_faces(
         backend: ``"dlib"``, ``"recon3d"`` or ``"face_alignment"``.
         all_faces: return every face; by default only the largest.
         stages: dlib and recon3d: which detector stages of :data:`DLIB_STAGES` to run (default
-            :data:`DEFAULT_STAGES`; :data:`PLAIN_HOG` is HOG alone; :data:`MTCNN_STAGES` adds the
-            MTCNN cascade as the last resort).
+            :data:`DEFAULT_STAGES`, which ends with the MTCNN cascade as the last resort;
+            :data:`CHAIN_V1_STAGES` is the chain without it; :data:`PLAIN_HOG` is HOG alone).
         max_side: dlib only: HOG runs on a copy whose longest side is at most this.
         timings: if given, filled with milliseconds per stage (dlib only).
         rotations: dlib and recon3d: when the upright image gives no face, retry on copies turned

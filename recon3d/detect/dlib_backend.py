@@ -7,7 +7,8 @@ downloaded.
 
 The frontal HOG detector misses many faces with a large yaw. :func:`detect_faces_dlib` runs a
 chain of stages and stops at the first that finds a face. :data:`DEFAULT_STAGES` is
-``hog -> hog-upsampled -> cnn -> fallback-centre``; the other two stages are opt-in because on
+``hog -> hog-upsampled -> cnn -> fallback-centre -> mtcnn`` (:data:`CHAIN_V1_STAGES` is the chain
+without MTCNN, the default before 2026-12-01); the other two stages are opt-in because on
 AFLW2000-3D they add almost nothing once the CNN stage runs (``docs/benchmarks/detect.md``):
 
 1. ``"hog"``: HOG, no upsampling, SVM threshold 0.
@@ -23,7 +24,7 @@ AFLW2000-3D they add almost nothing once the CNN stage runs (``docs/benchmarks/d
 6. ``"fallback-centre"``: for tightly cropped inputs (aspect 0.75..1.33, like AFLW2000's
    450 x 450), the shape predictor started from a centred box and refined three times from its
    own landmarks, accepted only if the verifier is happy.
-7. ``"mtcnn"`` (opt-in, :data:`MTCNN_STAGES`): the MTCNN cascade
+7. ``"mtcnn"``: the MTCNN cascade
    (:mod:`recon3d.detect.mtcnn_backend`, weights ``assets/recon3d_mtcnn_v1.safetensors``) on the
    HOG copy; its boxes are mapped to the HOG box geometry and seed the shape predictor. It runs
    last, so only where every other stage found nothing; it finds faces behind masks, sunglasses
@@ -53,17 +54,21 @@ from ..conventions import mirror_image_x, mirror_points_px
 from ..errors import BackendUnavailableError
 from .base import box_from_landmarks, box_iou
 
-__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "MTCNN_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path", "dlib_module"]
+__all__ = ["DLIB_STAGES", "DEFAULT_STAGES", "CHAIN_V1_STAGES", "MTCNN_STAGES", "PLAIN_HOG", "detect_faces_dlib", "dlib_model_path", "dlib_module"]
 
 log = logging.getLogger(__name__)
 
 #: All stages of the dlib chain, in the order they run.
 DLIB_STAGES = ("hog", "hog-upsampled", "hog-mirrored", "cnn", "fallback-lowthresh", "fallback-centre", "mtcnn")
-#: The stages run by default: on AFLW2000-3D dev the mirrored and low-threshold HOG stages add
-#: almost nothing once the CNN stage runs (see docs/benchmarks/detect.md).
-DEFAULT_STAGES = ("hog", "hog-upsampled", "cnn", "fallback-centre")
-#: The default chain with MTCNN as the last resort.
-MTCNN_STAGES = (*DEFAULT_STAGES, "mtcnn")
+#: The chain before MTCNN joined it (the default until 2026-12-01): on AFLW2000-3D dev the mirrored
+#: and low-threshold HOG stages add almost nothing once the CNN stage runs (docs/benchmarks/detect.md).
+CHAIN_V1_STAGES = ("hog", "hog-upsampled", "cnn", "fallback-centre")
+#: The stages run by default: the chain above, then MTCNN as the last resort (it runs only where the
+#: others find nothing; +6.7 points of faces found behind synthetic occluders, +16 behind masks, no
+#: change on 300-W or AFLW2000-3D and no false face on photos without one: docs/benchmarks/detect.md).
+DEFAULT_STAGES = (*CHAIN_V1_STAGES, "mtcnn")
+#: Alias of :data:`DEFAULT_STAGES` (the chain with MTCNN last).
+MTCNN_STAGES = DEFAULT_STAGES
 #: The single-stage configuration used as the baseline in benchmarks.
 PLAIN_HOG = ("hog",)
 

@@ -9,7 +9,7 @@ import torch
 
 import recon3d.detect.dlib_backend as dlib_backend
 import recon3d.detect.mtcnn_backend as mtcnn_backend
-from recon3d.detect import DEFAULT_STAGES, MTCNN_STAGES, detect_faces
+from recon3d.detect import CHAIN_V1_STAGES, DEFAULT_STAGES, MTCNN_STAGES, detect_faces
 from recon3d.detect.mtcnn_backend import _nms, _pyramid_scales, detect_faces_mtcnn, mtcnn_box_to_dlib
 from recon3d.errors import AssetError
 from recon3d.nn import NETWORKS, load_network
@@ -91,8 +91,8 @@ def test_helpers():
     assert b[2] - b[0] == pytest.approx(b[3] - b[1])
 
 
-def test_mtcnn_stage_is_opt_in_and_last():
-    assert "mtcnn" not in DEFAULT_STAGES and MTCNN_STAGES == (*DEFAULT_STAGES, "mtcnn")
+def test_mtcnn_stage_is_the_default_chain_s_last():
+    assert DEFAULT_STAGES == MTCNN_STAGES == (*CHAIN_V1_STAGES, "mtcnn") and "mtcnn" not in CHAIN_V1_STAGES
     assert dlib_backend.DLIB_STAGES[-1] == "mtcnn"
 
 
@@ -106,14 +106,14 @@ def test_mtcnn_stage_runs_only_when_the_chain_fails(astronaut, monkeypatch):
 
     monkeypatch.setattr(mtcnn_backend, "detect_faces_mtcnn", spy)
     # the chain finds the face: the MTCNN stage never runs
-    d = detect_faces(astronaut, stages=MTCNN_STAGES)
+    d = detect_faces(astronaut)
     assert d[0].method == "hog" and calls == []
     # every earlier stage fails (mocked): the MTCNN box seeds the shape predictor
     monkeypatch.setattr(dlib_backend, "_hog", lambda: type("H", (), {"run": staticmethod(lambda *a: ([], [], []))})())
     monkeypatch.setattr(dlib_backend, "_cnn", lambda: (lambda img, up: []))
     monkeypatch.setattr(dlib_backend, "_refine_and_verify", lambda img, box: None)
-    assert detect_faces(astronaut, stages=DEFAULT_STAGES, rotations=(), equalize=False) == []
-    d = detect_faces(astronaut, stages=MTCNN_STAGES, rotations=(), equalize=False)
+    assert detect_faces(astronaut, stages=CHAIN_V1_STAGES, rotations=(), equalize=False) == []
+    d = detect_faces(astronaut, rotations=(), equalize=False)  # default stages
     assert len(calls) == 1 and d[0].method == "mtcnn"
     ref = ASTRONAUT_FACE
     x0, y0, x1, y1 = d[0].box_xyxy.tolist()
