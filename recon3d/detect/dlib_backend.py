@@ -26,7 +26,8 @@ AFLW2000-3D they add almost nothing once the CNN stage runs (``docs/benchmarks/d
    own landmarks, accepted only if the verifier is happy.
 7. ``"mtcnn"``: the MTCNN cascade
    (:mod:`recon3d.detect.mtcnn_backend`, weights ``assets/recon3d_mtcnn_v1.safetensors``) on the
-   HOG copy; its boxes are mapped to the HOG box geometry and seed the shape predictor. It runs
+   HOG copy (faces >= 40 px, O-Net threshold 0.9); its boxes are mapped to the HOG box geometry
+   and seed the shape predictor. It runs
    last, so only where every other stage found nothing; it finds faces behind masks, sunglasses
    and hands that the dlib detectors miss (``docs/benchmarks/detect.md``).
 
@@ -84,6 +85,11 @@ _STRONG_SCORE = 0.3
 _VERIFY_MIN_SCORE = 0.6
 _VERIFY_MIN_STD = 0.03
 _MIRROR_UPSAMPLE = 1
+# The MTCNN stage is stricter than MTCNN's own defaults (min face 20 px, O-Net 0.7): its only false faces
+# on scikit-image's no-face photos (18-20 px, O-Net 0.77 / 0.85, in the equalised copies of coffee and
+# immunohistochemistry) go, the occluded faces it adds (O-Net >= 0.91, >= 200 px) stay.
+_MTCNN_MIN_FACE = 40
+_MTCNN_THRESHOLDS = (0.6, 0.7, 0.9)
 
 
 def dlib_model_path(filename: str) -> Path:
@@ -294,7 +300,8 @@ def detect_faces_dlib(
         elif stage == "mtcnn":
             from .mtcnn_backend import detect_faces_mtcnn, mtcnn_box_to_dlib
 
-            dets = timed(stage, detect_faces_mtcnn, det_img)
+            dets = timed(stage, lambda im: detect_faces_mtcnn(im, min_face=_MTCNN_MIN_FACE, thresholds=_MTCNN_THRESHOLDS),
+                         det_img)
             found = [(mtcnn_box_to_dlib(b) / scale, s) for b, s, _ in dets]
         if found:
             method = stage
