@@ -44,7 +44,7 @@ from ..io.image import to_uint8
 from ..nn.restoration import load_restorer, restore_aligned
 from ..ops.align import TEMPLATE_68, align_face, similarity_transform
 from ..reconstruct import _check_image_size
-from ._common import check_rec, fit_camera, model_of
+from ._common import check_rec, fit_camera, model_of, to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _load(image, max_pixels: int) -> LoadedImage:
 
 
 def _landmark_list(landmarks) -> list[np.ndarray]:
-    a = landmarks.detach().cpu().numpy() if isinstance(landmarks, torch.Tensor) else np.asarray(landmarks)
+    a = to_numpy(landmarks)
     a = a.astype(np.float64)
     if a.ndim == 2:
         a = a[None]
@@ -151,7 +151,7 @@ def _faces_of(loaded: LoadedImage, landmarks, detector: str, what: str) -> list[
         out = [(np.concatenate([lm.min(0), lm.max(0)]), lm, "landmarks") for lm in _landmark_list(landmarks)]
     else:
         dets = detect_faces(loaded.image, backend=detector, all_faces=True)
-        out = [(d.box_xyxy.numpy().astype(np.float64), d.lmk_px.numpy().astype(np.float64), d.method) for d in dets]
+        out = [(to_numpy(d.box_xyxy).astype(np.float64), to_numpy(d.lmk_px).astype(np.float64), d.method) for d in dets]
     if not out:
         raise NoFaceError(f"no face found in {what}{loaded.name}: no detector stage found a face")
     return out
@@ -206,11 +206,11 @@ def _paste(canvas: np.ndarray, face: torch.Tensor, mask: np.ndarray, m_out: np.n
     u = m_out[0, 0] * xs + m_out[0, 1] * ys + m_out[0, 2]
     v = m_out[1, 0] * xs + m_out[1, 1] * ys + m_out[1, 2]
     grid = torch.from_numpy(np.stack([2 * u / res - 1, 2 * v / res - 1], -1)[None]).float()
-    rgb = F.grid_sample((face[None].float().cpu() + 1) / 2, grid, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    rgb = F.grid_sample((torch.from_numpy(to_numpy(face[None].float())) + 1) / 2, grid, mode="bicubic", align_corners=False)[0].clamp(0, 1)
     a = F.grid_sample(torch.from_numpy(mask)[None, None], grid, mode="bilinear", align_corners=False)[0, 0]
-    a = a.clamp(0, 1).numpy()[..., None]
+    a = to_numpy(a.clamp(0, 1))[..., None]
     patch = canvas[y0:y1, x0:x1]
-    canvas[y0:y1, x0:x1] = patch * (1 - a) + rgb.permute(1, 2, 0).numpy() * a
+    canvas[y0:y1, x0:x1] = patch * (1 - a) + to_numpy(rgb.permute(1, 2, 0)) * a
     ys_on, xs_on = np.nonzero(a[..., 0] > 0)
     if len(xs_on) == 0:
         return np.zeros(4, np.int64)
@@ -309,7 +309,7 @@ def restore(image, reference=None, *, scale: int = 1, weights: str | os.PathLike
     for box, lmk, method in faces:
         res, m = _work_res(lmk, scale, net.res)
         x = _to_pm1(align_face(u8, lmk, res))
-        y = restore_aligned(net, x[None].to(dev), None if ref is None else ref.to(dev))[0].float().cpu()
+        y = torch.from_numpy(to_numpy(restore_aligned(net, x[None].to(dev), None if ref is None else ref.to(dev))[0].float()))
         weight = paste_mask(res) * _inside(m, res, H, W)
         work.append((box, lmk, method, res, m, x, _match_colours(y, x, weight)))
     timings["restore"] = time.perf_counter() - t0
@@ -345,14 +345,14 @@ def _restore_aligned_crop(net, loaded, u8, reference, scale, detector, identity,
     x = _to_pm1(u8.transpose(2, 0, 1))[None]
     if scale > 1:  # enlarge first, so the network's output is resized once
         x = F.interpolate(x, size=(H * scale, W * scale), mode="bicubic", align_corners=False).clamp(-1, 1)
-    y = restore_aligned(net, x.to(dev), None if ref is None else ref.to(dev)).float().cpu()
+    y = torch.from_numpy(to_numpy(restore_aligned(net, x.to(dev), None if ref is None else ref.to(dev)).float()))
     timings["restore"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cos = _identity_cosines([(x[0], y[0])], dev)[0] if identity else None
     timings["identity"] = time.perf_counter() - t0
     face = RestoredFace(np.array([0, 0, W, H], np.float32), (TEMPLATE_68 * H - 0.5).astype(np.float32), "aligned",
                         int(x.shape[-1]), np.array([0, 0, W * scale, H * scale], np.int64), cos)
-    img = ((y[0].permute(1, 2, 0) + 1) / 2).numpy()
+    img = to_numpy((y[0].permute(1, 2, 0) + 1) / 2)
     return RestoreResult(image=to_uint8(img), faces=(face,), scale=scale, aligned=True, reference=ref is not None,
                          net_res=net.res, timings=timings)
 
@@ -383,7 +383,7 @@ def restore_view(rec, view, *, weights: str | os.PathLike | None = None, device:
     m = model_of(rec)
     with torch.no_grad():
         lmk = project_points(m.landmarks(view.verts_cam[None].to(K)), K)[0]
-    return restore(view.image.detach().cpu(), weights=weights, device=device, landmarks=lmk, identity=identity)
+    return restore(to_numpy(view.image), weights=weights, device=device, landmarks=lmk, identity=identity)
 
 
 def restore_views(rec, views, *, weights: str | os.PathLike | None = None,
