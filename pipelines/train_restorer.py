@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    for name, default in (("g", 0.5), ("l", 3.0), ("l1", 8.0), ("fm", 0.02), ("fp", 10.0)):
+        ap.add_argument(f"--lambda-{name}", type=float, default=default,
+                        help=f"loss weight lambda_{name} (seed 002's: {default}); 0 turns the term off")
     ap.add_argument("--init", default=None, help="fine-tune these exported restorer weights")
     ap.add_argument("--prior", default=None, help="StyleGAN2 generator for the prior (default: the shipped one)")
     ap.add_argument("--reference-pool", default=None, help="re-posed references (.npz) for --variant refsr")
@@ -88,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = RestoreTrainConfig(variant=args.variant, res=args.res, batch=args.batch, lr=args.lr,
                              max_minutes=None if args.steps else args.minutes, max_steps=args.steps, clock=args.clock,
-                             eval_every=args.eval_every, seed=args.seed)
+                             eval_every=args.eval_every, seed=args.seed, lambda_g=args.lambda_g,
+                             lambda_l=args.lambda_l, lambda_l1=args.lambda_l1, lambda_fm=args.lambda_fm,
+                             lambda_fp=args.lambda_fp)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -113,3 +113,16 @@ def test_l1_unet_learns(tmp_path):
 def test_unknown_variant():
     with pytest.raises(ValueError, match="variant"):
         build_restorer("gfpgan", 64)
+
+
+def test_content_only_run_skips_the_discriminators(tmp_path):
+    """lambda_g = lambda_l = 0 (the warm-up / fine-tuning setting): no D step, D untouched."""
+    torch.manual_seed(0)
+    net = build_restorer("no-prior", 32, net_kwargs={"channels": TINY})
+    rec = RestoreRecipe(_faces(), _cfg(variant="no-prior", lambda_g=0.0, lambda_l=0.0, lambda_fm=0.0, lambda_fp=0.0),
+                        tmp_path, identity_net=torch.nn.Identity())
+    opts = rec.optimizers(net)
+    d0 = net["D"].out.weight.clone()
+    st = rec.train_step(net, opts, rec.batch(0, 0), 0)
+    assert "d_loss" not in st and "g_adv" not in st and "fp" not in st
+    assert torch.equal(net["D"].out.weight, d0)

@@ -244,8 +244,9 @@ class RestoreRecipe:
         if imgs.shape[-1] != self.cfg.res:
             imgs = F.interpolate(imgs.float(), size=(self.cfg.res, self.cfg.res), mode="area").round().clamp(0, 255).to(torch.uint8)
         rows = {}
-        for i, key in enumerate(self.faces.keys):
-            j = by_name.get(key, by_name.get(Path(key).name))
+        paths = self.faces.paths or [""] * len(self.faces.keys)
+        for i, (key, path) in enumerate(zip(self.faces.keys, paths, strict=True)):
+            j = next((by_name[c] for c in (path, key, Path(key).name) if c in by_name), None)
             if j is not None:
                 rows[i] = imgs[j]
         log.info("reference pool: re-posed views for %d of %d training faces", len(rows), len(self.faces))
@@ -318,7 +319,7 @@ class RestoreRecipe:
         lq, hq, ref = (t.to(dev) for t in batch)
         ref = ref if ref.numel() else None
         out: dict[str, float] = {}
-        adv = "D" in net
+        adv = "D" in net and (cfg.lambda_g > 0 or cfg.lambda_l > 0)  # both 0: a content-only (warm-up) run
         if adv:  # discriminators
             G.requires_grad_(False)
             with torch.no_grad():
@@ -356,18 +357,21 @@ class RestoreRecipe:
             g_adv = F.softplus(-net["D"](y)).mean()
             fc = self._crops(y)
             l_adv = sum(F.softplus(-net[f"D_{k}"](fc[k])).mean() for k in self.boxes)
+            loss = loss + cfg.lambda_g * g_adv + cfg.lambda_l * l_adv
+            out.update(g_adv=g_adv.item(), l_adv=float(l_adv.detach()))
+            for k in net:
+                if k != "G":
+                    net[k].requires_grad_(True)
+            _freeze_d(net["D"], cfg.freeze_d)
+        if not self.v["l1_only"] and (cfg.lambda_fm > 0 or cfg.lambda_fp > 0):
             m = self.chip_m[:len(y)]
             y_chip = extract_chip(((y + 1) / 2).clamp(0, 1), m)
             with torch.no_grad():
                 t_chip = extract_chip((hq + 1) / 2, m)
             fm = feature_distance(self.idnet, y_chip, t_chip).mean()
             fp = identity_distance(self.idnet, y_chip, t_chip).mean()
-            loss = loss + cfg.lambda_g * g_adv + cfg.lambda_l * l_adv + cfg.lambda_fm * fm + cfg.lambda_fp * fp
-            out.update(g_adv=g_adv.item(), l_adv=float(l_adv.detach()), fm=fm.item(), fp=fp.item())
-            for k in net:
-                if k != "G":
-                    net[k].requires_grad_(True)
-            _freeze_d(net["D"], cfg.freeze_d)
+            loss = loss + cfg.lambda_fm * fm + cfg.lambda_fp * fp
+            out.update(fm=fm.item(), fp=fp.item())
         opts["G"].zero_grad(set_to_none=True)
         loss.backward()
         opts["G"].step()
