@@ -79,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     big = big.resize((big.width * 2, big.height * 2), Image.NEAREST)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_image(args.out, np.asarray(big))
-    save_image(Path(args.out).with_name(Path(args.out).stem + "_reference.png"),
-               ref_u8[0].numpy().transpose(1, 2, 0))
     print("columns:", " | ".join(titles))
     print("rows: blind (seed 002 ranges) x2, 4x bicubic")
     return 0
