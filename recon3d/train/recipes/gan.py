@@ -130,6 +130,12 @@ def _nonsat_d(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tenso
     return F.softplus(fake_logit).mean() + F.softplus(-real_logit).mean()
 
 
+def r1_penalty(real_logit: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
+    """R1: mean over the batch of ``|grad_x D(x)|^2`` at the real inputs (``real_in`` requires grad)."""
+    (grad,) = torch.autograd.grad(real_logit.sum(), real_in, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 def save_grid(images: torch.Tensor, path: str | Path, ncol: int) -> None:
     """Write images in [-1, 1] (N, 3, H, W) as one PNG contact sheet, ``ncol`` per row, atomically."""
     save_image(path, contact_sheet(batch_to_uint8(images), ncol))
@@ -216,8 +222,7 @@ class GanRecipe:
         d_loss = _nonsat_d(real_logit, fake_logit)
         out = {"d_loss": d_loss.item(), "d_real": real_logit.detach().mean().item(), "d_fake": fake_logit.detach().mean().item()}
         if do_r1:
-            (grad,) = torch.autograd.grad(real_logit.sum(), real_in, create_graph=True)
-            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            r1 = r1_penalty(real_logit, real_in)
             d_loss = d_loss + cfg.r1_gamma / 2 * r1 * cfg.r1_every
             out["r1"] = r1.item()
         opts["D"].zero_grad(set_to_none=True)

@@ -63,6 +63,7 @@ from ...nn.restoration import RESTORER, FaceRestorer
 from ...nn.stylegan2 import STYLEGAN2_D, STYLEGAN2_G, StyleDiscriminator
 from ...ops.align import TEMPLATE_68
 from ..loop import LoopConfig, run_training
+from .gan import _nonsat_d, r1_penalty
 
 __all__ = ["RestoreTrainConfig", "RestoreRecipe", "VARIANTS", "build_restorer", "train_restorer", "region_boxes",
            "PatchDiscriminator", "psnr"]
@@ -184,10 +185,6 @@ def _freeze_d(D: StyleDiscriminator, n: int) -> list[nn.Parameter]:
         m.requires_grad_(False)
     ids = {id(p) for m in frozen for p in m.parameters()}
     return [p for p in D.parameters() if id(p) not in ids]
-
-
-def _nonsat_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    return F.softplus(fake).mean() + F.softplus(-real).mean()
 
 
 def _reference_warp(hq: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -333,8 +330,7 @@ class RestoreRecipe:
                 d_loss = d_loss + _nonsat_d(net[f"D_{k}"](rc[k]), net[f"D_{k}"](fc[k]))
             out["d_loss"] = d_loss.item()
             if do_r1:
-                (grad,) = torch.autograd.grad(real_logit.sum(), real_in, create_graph=True)
-                r1 = grad.pow(2).flatten(1).sum(1).mean()
+                r1 = r1_penalty(real_logit, real_in)
                 d_loss = d_loss + cfg.r1_gamma / 2 * r1 * cfg.r1_every
                 out["r1"] = r1.item()
             opts["D"].zero_grad(set_to_none=True)
