@@ -43,7 +43,6 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import re
 import sys
 import time
@@ -57,7 +56,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon3d.data.augment import random_flip_jitter  # noqa: E402
+from recon3d.data.augment import random_flip_jitter, similarity_warp  # noqa: E402
 from recon3d.data.degrade import DEGRADE_002, degrade_batch  # noqa: E402
 from recon3d.data.faces import load_faces  # noqa: E402
 from recon3d.io.atomic import atomic_file  # noqa: E402
@@ -160,17 +159,11 @@ def synth_reference(gt: torch.Tensor, seed: int) -> torch.Tensor:
     """Seed 004's reference for a face when no second photo exists: the face flipped, colour-jittered
     (brightness / contrast / saturation ±10 %) and warped by a small similarity (rotation ±5°, scale
     ±5 %, shift ±3 % of the side), float in [-1, 1]."""
-    import torch.nn.functional as F
-
     g = torch.Generator().manual_seed(int(seed) + 4)
     x = random_flip_jitter(gt, g, flip_p=1.0, brightness=0.1, contrast=0.1, saturation=0.1)
     n = len(x)
     u = torch.rand(n, 4, generator=g) * 2 - 1
-    ang, sc = u[:, 0] * math.radians(5.0), 1.0 + 0.05 * u[:, 1]
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, 0.06 * u[:, 2]], 1), torch.stack([sin, cos, 0.06 * u[:, 3]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp(-1, 1)
+    return similarity_warp(x, u, max_deg=5.0, max_scale=0.05, max_shift=0.06, padding="border").clamp(-1, 1)
 
 
 def to_float(u8: torch.Tensor) -> torch.Tensor:

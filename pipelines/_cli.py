@@ -267,3 +267,21 @@ def load_model_arg(path: str | None, device: str | None):
     from recon3d.morphable import load_model
 
     return load_model(path, device=device)
+
+
+def setup_torch(threads: int | None, device: str) -> int | None:
+    """Set torch's thread count and check ``device``: None when fine, else the exit code (2) after a
+    one-line error (the training verbs)."""
+    import torch
+
+    from recon3d._checks import check_device
+    from recon3d.errors import Recon3DError
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        check_device(device)
+    except Recon3DError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return None

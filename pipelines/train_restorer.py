@@ -21,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ._cli import setup_logging
+from ._cli import setup_logging, setup_torch
 
 log = logging.getLogger("pipelines.train_restorer")
 
@@ -62,16 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from recon3d._checks import check_device
     from recon3d.errors import Recon3DError
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        check_device(args.device)
-    except Recon3DError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if (rc := setup_torch(args.threads, args.device)) is not None:
+        return rc
     from recon3d.data.faces import load_faces
     from recon3d.nn.registry import save_network
     from recon3d.nn.restoration import REF_SR, RESTORER

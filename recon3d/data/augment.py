@@ -22,7 +22,7 @@ import math
 
 import torch
 
-__all__ = ["to_float", "to_uint8", "random_flip_jitter", "diff_augment", "translate", "cutout", "DIFF_AUGMENT_OPS"]
+__all__ = ["to_float", "to_uint8", "random_flip_jitter", "similarity_warp", "diff_augment", "translate", "cutout", "DIFF_AUGMENT_OPS"]
 
 #: ops accepted in a :func:`diff_augment` policy (``"color"`` is brightness, saturation, contrast)
 DIFF_AUGMENT_OPS = ("color", "brightness", "saturation", "contrast", "translation", "cutout")
@@ -207,3 +207,23 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout",
                 cx = _randint(0, w + (1 - cw % 2), n, generator, dev)
                 x = cutout(x, torch.stack([cx, cy], 1), (ch, cw))
     return x
+
+
+def similarity_warp(x: torch.Tensor, u: torch.Tensor, *, max_deg: float, max_scale: float, max_shift: float,
+                    padding: str = "reflection") -> torch.Tensor:
+    """Warp NCHW images by per-image similarities drawn from ``u`` (``(N, 4)`` uniform in [-1, 1]: rotation,
+    scale, x shift, y shift), up to ``max_deg`` degrees, ``1 ± max_scale`` and ``± max_shift`` (in units of the
+    half side, ``affine_grid``'s); bilinear, ``padding`` as in ``grid_sample``.
+
+    >>> x = torch.rand(2, 3, 8, 8)
+    >>> bool(torch.allclose(similarity_warp(x, torch.zeros(2, 4), max_deg=10, max_scale=0.1, max_shift=0.1), x, atol=1e-6))
+    True
+    """
+    import torch.nn.functional as F
+
+    ang, sc = u[:, 0] * math.radians(max_deg), 1 + max_scale * u[:, 1]
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, max_shift * u[:, 2]], 1),
+                         torch.stack([sin, cos, max_shift * u[:, 3]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)

@@ -495,6 +495,17 @@ def _names(paths: Sequence[str]) -> list[str]:
             for b, p in zip(base, paths, strict=True)]
 
 
+def same_settings(cfg_path: Path, config: dict) -> bool:
+    """Whether a resumable build may continue: no ``cfg_path`` yet, or it holds exactly ``config`` (an
+    unreadable file counts as different)."""
+    if not cfg_path.is_file():
+        return True
+    try:
+        return json.loads(cfg_path.read_text(encoding="utf-8")) == config
+    except (OSError, ValueError):
+        return False
+
+
 def build_eval_set(src_dir: str | os.PathLike, out_dir: str | os.PathLike, n: int | None = None, seed: int = 0,
                    preset: str | DegradePreset = "002", res: int = 128, *, split: str = "val",
                    val_percent: float = 5.0, cache_dir: str | os.PathLike | None = None, align: str = "auto",
@@ -533,14 +544,9 @@ def build_eval_set(src_dir: str | os.PathLike, out_dir: str | os.PathLike, n: in
               "res": int(res), "split": split, "val_percent": float(val_percent), "align": align}
     config = json.loads(json.dumps(config))  # tuples as lists: comparable with the file
     cfg_path = out / CONFIG_FILE
-    if cfg_path.is_file():
-        try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if old != config:
-            raise Recon3DError(f"build_eval_set(): {out} holds a set made with other settings ({cfg_path}); "
-                               "use another output folder or the same settings")
+    if not same_settings(cfg_path, config):
+        raise Recon3DError(f"build_eval_set(): {out} holds a set made with other settings ({cfg_path}); "
+                           "use another output folder or the same settings")
     fs = load_faces(src, res, split=split, val_percent=val_percent, cache_dir=cache_dir, align=align, limit=n,
                     progress=progress)
     hq_dir, lq_dir = out / "hq", out / "lq"

@@ -44,6 +44,7 @@ import torch
 from ..errors import Recon3DError
 from ..io.atomic import atomic_file, clean_stale_temps
 from ..ops.align import align_face
+from .degrade import same_settings
 
 __all__ = ["ReposedPool", "build_reposed_pool", "load_reposed_pool", "repose_face", "draw_yaw", "parts_dir",
            "JITTER", "MIN_YAW_CHANGE", "SOURCE_RES", "POOL_VERSION"]
@@ -276,14 +277,9 @@ def build_reposed_pool(faces_dir: str | os.PathLike, out_path: str | os.PathLike
     config = json.loads(json.dumps(config))
     parts = parts_dir(out)
     cfg_path = parts / "config.json"
-    if cfg_path.is_file():
-        try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if old != config:
-            raise Recon3DError(f"build_reposed_pool(): {parts} holds progress made with other settings; delete it "
-                               "or use the same settings")
+    if not same_settings(cfg_path, config):
+        raise Recon3DError(f"build_reposed_pool(): {parts} holds progress made with other settings; delete it "
+                           "or use the same settings")
     fs = load_faces(src, SOURCE_RES, split=split, val_percent=val_percent, cache_dir=cache_dir, limit=n,
                     progress=False)
     m = len(fs)

@@ -39,7 +39,6 @@ so the model also works without one.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.augment import to_float
+from ...data.augment import similarity_warp, to_float
 from ...data.degrade import DEGRADE_002, DEGRADE_004, degrade_batch
 from ...data.faces import FaceBatches, FaceSet
 from ...nn.identity import (
@@ -192,11 +191,7 @@ def _reference_warp(hq: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     a colour jitter (brightness, contrast, saturation); [-1, 1] in and out."""
     n = len(hq)
     u = torch.rand(n, 6, generator=gen) * 2 - 1
-    ang, sc = u[:, 0] * math.radians(10), 1 + 0.06 * u[:, 1]
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, 0.04 * u[:, 2]], 1), torch.stack([sin, cos, 0.04 * u[:, 3]], 1)], 1)
-    grid = F.affine_grid(theta, list(hq.shape), align_corners=False)
-    x = F.grid_sample(hq.flip(3), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    x = similarity_warp(hq.flip(3), u[:, :4], max_deg=10, max_scale=0.06, max_shift=0.04)
     x01 = (x + 1) / 2
     gray = x01.mean(1, keepdim=True)
     bright = 1 + 0.2 * u[:, 4, None, None, None]
