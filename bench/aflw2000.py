@@ -133,6 +133,18 @@ def masked_l1_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[floa
     return l1, float(smap.mean(axis=2)[m].mean())
 
 
+def parse_detector(spec: str) -> tuple[str, str | None, bool]:
+    """``BACKEND[=REGRESSOR][+posefit]`` -> ``(backend, regressor weights or version, pose init)``.
+
+    >>> parse_detector("recon3d=v1+posefit"), parse_detector("dlib")
+    (('recon3d', 'v1', True), ('dlib', None, False))
+    """
+    posefit = spec.endswith("+posefit")
+    spec = spec[: -len("+posefit")] if posefit else spec
+    backend, _, reg = spec.partition("=")
+    return backend, reg or None, posefit
+
+
 def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
     from recon3d.detect import detect_faces
     from recon3d.errors import Recon3DError
@@ -144,7 +156,7 @@ def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
     try:
         loaded = load_image(p)
         t1 = time.perf_counter()
-        dets = detect_faces(loaded.image, backend=det_backend)
+        dets = detect_faces(loaded.image, backend=det_backend, regressor=cfg.regressor)
         row["detect_seconds"] = time.perf_counter() - t1
         if not dets:
             raise Recon3DError("no face found")
@@ -152,7 +164,10 @@ def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
         _score(row, "det", dets[0].lmk_px.numpy().astype(np.float64), gt, gt_re)
         if dets[0].pose_deg is not None:
             row["ypr_det"] = dets[0].pose_deg.numpy().tolist()
-        rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg, landmarks_3d=dets[0].landmarks_3d)[0]
+        if cfg.fit_init_pose == "regressor":  # detect again inside, so the detection's pose reaches the fit
+            rec = reconstruct_all(loaded, config=cfg)[0]
+        else:
+            rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg, landmarks_3d=dets[0].landmarks_3d)[0]
         _score(row, "fit", rec.fit.lmk_px[0].detach().cpu().numpy().astype(np.float64), gt, gt_re)
         row["ypr"] = rec.fit.pose_deg[0].detach().cpu().numpy().tolist()
         if rec.fit.face_mask is not None:
@@ -269,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--fast", action="store_true", help="fast fitting preset")
     ap.add_argument("--no-photometric", action="store_true")
-    ap.add_argument("--detector", nargs="+", default=["recon3d"], help="landmark backend(s), e.g. dlib recon3d")
+    ap.add_argument("--detector", nargs="+", default=["recon3d"],
+                    help="landmark backend(s), e.g. dlib recon3d; BACKEND=REGRESSOR picks the recon3d backend's "
+                         "regressor (a shipped version such as v1, or a weights file), a +posefit suffix starts the "
+                         "fit's rotation from the regressor's pose head (e.g. recon3d=v1 recon3d recon3d+posefit)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write per-image results (landmarks, NMEs, pose) here")
     ap.add_argument("--reannotated", default=None,
@@ -294,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     if not imgs:
         print(f"no *.jpg in {args.data_dir}", file=sys.stderr)
         return 2
-    cfgs = {d: ReconstructConfig(fast=args.fast, photometric=not args.no_photometric, texture_size=256, detector=d)
-            for d in args.detector}
+    cfgs = {}
+    for d in args.detector:
+        backend, reg, posefit = parse_detector(d)
+        cfgs[d] = ReconstructConfig(fast=args.fast, photometric=not args.no_photometric, texture_size=256,
+                                    detector=backend, regressor=reg, fit_init_pose="regressor" if posefit else "landmarks")
     re_path = Path(args.reannotated) if args.reannotated else Path(args.data_dir) / "reannotated_pts68.npz"
     if args.reannotated and not re_path.is_file():
         print(f"no {re_path}", file=sys.stderr)
@@ -314,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                    "gt_ypr_recon3d": aflw_to_recon3d_ypr(gt_ypr)[0].tolist(),
                    "has_reannotated": gt_re is not None, "gt_pt3d_px": np.round(gt, 3).tolist(),
                    "gt_re_px": None if gt_re is None else np.round(gt_re, 3).tolist()}
-            _run_one(p, d, cfgs[d], gt, row, gt_re)
+            _run_one(p, cfgs[d].detector, cfgs[d], gt, row, gt_re)
             rows[d].append(row)
         if (i + 1) % 25 == 0 or i + 1 == len(imgs):
             msg = "  ".join(
@@ -334,16 +355,17 @@ def main(argv: list[str] | None = None) -> int:
 def _side_by_side(summ: list[dict]) -> None:
     if len(summ) > 1:
         print("\nside by side (NME %: detector landmarks / fitted model; all and per |yaw| bin)")
-        print(f"{'backend':<10}{'gt':<6}{'no result':>10}"
-              + "".join(f"{c:>16}" for c in ("all", "[0,30]", "[30,60]", "[60,90]")) + f"{'pose MAE':>10}")
+        w = max(10, max(len(s_["backend"]) for s_ in summ) + 2)
+        print(f"{'backend':<{w}}{'gt':<6}{'no result':>10}"
+              + "".join(f"{c:>16}" for c in ("all", "[0,30]", "[30,60]", "[60,90]")) + f"{'pose fit/det':>14}")
         for s_ in summ:
             for gt_name, suffix in (("pt3d", ""), ("re", "_re")):
                 if f"nme_det{suffix}" not in s_:
                     continue
                 cells = "".join(f"{a * 100:>8.2f}/{b * 100:<7.2f}"
                                 for a, b in zip(s_[f"nme_det{suffix}"], s_[f"nme_fit{suffix}"], strict=True))
-                print(f"{s_['backend']:<10}{gt_name:<6}{s_['no_result']:>10}{cells}"
-                      f"{s_.get('pose_mae_fit', float('nan')):>10.2f}")
+                pose = f"{s_.get('pose_mae_fit', float('nan')):.2f}/{s_.get('pose_mae_detector', float('nan')):.2f}"
+                print(f"{s_['backend']:<{w}}{gt_name:<6}{s_['no_result']:>10}{cells}{pose:>14}")
 
 
 if __name__ == "__main__":

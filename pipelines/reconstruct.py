@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=["dlib", "recon3d", "face_alignment"], default="recon3d",
                    help="landmark backend (default recon3d: dlib's detector chain + our large-pose regressor; "
                         "dlib: dlib's frontal 68-point predictor)")
+    p.add_argument("--regressor", default=None, metavar="VERSION|FILE",
+                   help="landmark regressor of the recon3d backend: a shipped version (v1, ...) or a weights file "
+                        "(default: the shipped default)")
     p.add_argument("--no-mtcnn", action="store_true",
                    help="leave MTCNN out of the detector chain (it runs last, for occluded faces the others miss)")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face (default: the largest)")
@@ -109,7 +112,8 @@ def _setup(args, model=None):
     model = model if model is not None else load_model_arg(args.model, args.device)
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
                             delight=args.delight, mirror=not args.no_mirror, detector=args.detector,
-                            detector_stages=CHAIN_V1_STAGES if args.no_mtcnn else None, max_pixels=args.max_pixels)
+                            detector_stages=CHAIN_V1_STAGES if args.no_mtcnn else None, regressor=args.regressor,
+                            max_pixels=args.max_pixels)
     out_root = Path(args.out)
 
     def process(job) -> Outcome:

@@ -13,6 +13,12 @@ photo whose name hashes into ``--val-percent`` goes to ``OUT/val.txt``, the rest
 (:mod:`recon3d.data.splits`). ``--contact-sheet`` writes a grid of samples with their landmarks.
 The same ``--seed`` gives the same set.
 
+Photos without annotations (``../shared/faces-128``) are first labelled by
+``python -m pipelines.pseudo_label``; ``--labels`` then reads those labels:
+
+    python -m pipelines.synthesize_poses ../shared/faces-128 --labels ~/.cache/recon3d/pl128 \
+        --out ~/.cache/recon3d/synth128 --views 5
+
 Never use AFLW2000-3D here: it is the test set.
 """
 
@@ -41,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos (after sorting)")
     ap.add_argument("--shard", default="0/1", help="K/N: process every N-th photo starting at K (default 0/1)")
     ap.add_argument("--model", default=None, help="morphable model .npz (default: the shipped model)")
+    ap.add_argument("--labels", default=None,
+                    help="pseudo-label folder (python -m pipelines.pseudo_label): take the landmarks of each photo "
+                         "from LABELS/labels/<stem>.npy instead of a .pts file next to it, and pad the photo as the "
+                         "labeller did; photos without a label are left out")
     ap.add_argument("--contact-sheet", default=None, help="write a PNG grid of samples here (after synthesis)")
     add_common(ap)
     args = ap.parse_args(argv)
@@ -69,7 +79,26 @@ def main(argv: list[str] | None = None) -> int:
             contact_sheet(samples, Path(args.contact_sheet), seed=args.seed)
             return 0
         ap.error("give at least one folder of annotated photos (or only --contact-sheet)")
-    items, missing = annotated_images(args.folders)
+    pad = 0
+    if args.labels:
+        from recon3d.data.landmark_set import IMAGE_SUFFIXES
+        from recon3d.data.pseudo_labels import read_pad
+
+        lab = Path(args.labels).expanduser()
+        try:
+            pad = read_pad(lab)
+        except (OSError, ValueError) as e:
+            ap.error(f"--labels {args.labels}: {e}")
+        items, missing = [], []
+        for d in args.folders:
+            got = [(q, lab / "labels" / f"{q.stem}.npy") for q in sorted(Path(d).iterdir())
+                   if q.suffix.lower() in IMAGE_SUFFIXES] if Path(d).is_dir() else []
+            got = [(q, f) for q, f in got if f.is_file()]
+            if not got:
+                missing.append(f"{d} (no photo with a pseudo-label in {lab})")
+            items += got
+    else:
+        items, missing = annotated_images(args.folders)
     for m in missing:
         log.error("input %s", m)
     if args.limit:
@@ -86,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     bar = functools.partial(tqdm, desc="synthesize", unit="photo", disable=args.quiet)
     failures = synthesize_set(items, out, model, views=args.views, size=args.size, max_yaw=args.max_yaw,
-                              val_percent=args.val_percent, shard=(k, n), seed=args.seed, progress=bar)
+                              val_percent=args.val_percent, shard=(k, n), seed=args.seed, progress=bar,
+                              pad=pad)
     if args.contact_sheet:
         contact_sheet(samples, Path(args.contact_sheet), seed=args.seed)
     done = len(list(samples.glob("*.npz")))

@@ -30,10 +30,19 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", help="folder written by pipelines.synthesize_poses")
     ap.add_argument("--out", required=True, help="checkpoint / log folder")
+    ap.add_argument("--extra", action="append", default=[], metavar="ROOT[:WEIGHT]",
+                    help="another synthesized set (e.g. from pseudo-labelled photos, docs/REGRESSOR.md) whose training "
+                         "views join the batches with this loss weight (default 0.5); repeatable; validation stays on DATA")
+    ap.add_argument("--head", choices=("fc", "pip"), default="fc",
+                    help="fc: regression from the flattened 4x4 map (v1); pip: heatmap + offset + neighbour votes on "
+                         "the 7x7 map with a 6-D pose head (default fc; ignored with --init)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="the --max-minutes clock: wall time, or this process's CPU time (equal compute for runs "
+                         "sharing a machine; default wall)")
     ap.add_argument("--no-resume", action="store_true", help="ignore OUT/last.pt and start over")
     ap.add_argument("--export", default=None, help="write fp16 safetensors weights here at the end")
     ap.add_argument("--init", default=None, help="start from these safetensors weights (fine-tuning)")
@@ -49,10 +58,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{data}: no samples/ folder; run python -m pipelines.synthesize_poses first", file=sys.stderr)
         return 2
 
+    extra = []
+    for e in args.extra:
+        head, sep, tail = e.rpartition(":")
+        try:
+            root, w = (head, float(tail)) if sep else (e, 0.5)
+        except ValueError:  # a ':' in the path itself
+            root, w = e, 0.5
+        root = Path(root).expanduser()
+        if not (root / "samples").is_dir():
+            print(f"--extra {e}: no samples/ folder in {root}", file=sys.stderr)
+            return 2
+        extra.append((root, float(w)))
+
     import torch
 
     from recon3d.errors import Recon3DError
-    from recon3d.nn.landmarks import load_regressor_net, save_regressor
+    from recon3d.nn.landmarks import LandmarkNet, load_regressor_net, save_regressor
     from recon3d.train.recipes.landmarks import TrainConfig, train
 
     if args.threads:
@@ -60,18 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda: CUDA is not available in this torch build/machine", file=sys.stderr)
         return 2
-    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, max_minutes=args.max_minutes)
+    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, max_minutes=args.max_minutes,
+                      clock=args.clock)
     try:
-        init = load_regressor_net(args.init)[0] if args.init else None
-        net, hist = train(data, Path(args.out).expanduser(), cfg, device=args.device, resume=not args.no_resume, net=init)
+        net0 = load_regressor_net(args.init)[0] if args.init else LandmarkNet(head=args.head)
+        net, hist = train(data, Path(args.out).expanduser(), cfg, device=args.device, resume=not args.no_resume,
+                          net=net0, extra=extra)
     except (ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.export:
         last = hist[-1] if hist else {}
-        meta = {"training_data": "views synthesized from 300-W (AFW, HELEN train and test) by pipelines.synthesize_poses",
-                "licence": "derived from 300-W: research / non-commercial use only",
-                "epochs": last.get("epoch"), "steps": last.get("step"), "n_train_views": last.get("n_train"),
+        src = "views synthesized from 300-W (AFW, HELEN train and test) by pipelines.synthesize_poses"
+        if extra:
+            src += "; plus, at loss weights " + ", ".join(f"{w:g}" for _, w in extra) + ", views synthesized from " \
+                   "photos pseudo-labelled by pipelines.pseudo_label (" + ", ".join(str(r) for r, _ in extra) + ")"
+        meta = {"training_data": src,
+                "licence": "derived from 300-W" + (" and the extra sets' photos (faces-128: UTKFace)" if extra else "")
+                           + ": research / non-commercial use only",
+                "head": net.head, "epochs": last.get("epoch"), "steps": last.get("step"), "n_train_views": last.get("n_train"),
                 "val": {k: v for k, v in last.items() if k.startswith("val_")}}
         save_regressor(net.cpu(), args.export, meta=meta)
         print(f"wrote {args.export}: {json.dumps(meta['val'])}")

@@ -56,7 +56,13 @@ class ReconstructConfig:
         detector_stages: the detector chain's stages (default ``None``:
             :data:`recon3d.detect.DEFAULT_STAGES`, MTCNN last, for faces behind masks, sunglasses or
             hands; :data:`recon3d.detect.CHAIN_V1_STAGES` is the chain without MTCNN).
+        regressor: the ``"recon3d"`` backend's landmark regressor: a shipped version
+            (:data:`recon3d.nn.landmarks.REGRESSOR_VERSIONS`, e.g. ``"v1"``) or a weights file;
+            default ``None``: the shipped default.
         fit: an explicit :class:`recon3d.fitting.FitConfig` (overrides ``fast``).
+        fit_init_pose: where the landmark fit's rotation starts: ``"landmarks"`` (closed-form pose
+            from the landmarks) or ``"regressor"`` (the landmark regressor's pose head, when the
+            detector backend gives one; otherwise the closed form).
         max_pixels: refuse larger images (:func:`recon3d.io.load_image`).
     """
 
@@ -67,8 +73,15 @@ class ReconstructConfig:
     mirror: bool = True
     detector: str = "recon3d"
     detector_stages: tuple[str, ...] | None = None
+    regressor: str | None = None
     fit: FitConfig | None = None
+    fit_init_pose: str = "landmarks"
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        if self.fit_init_pose not in ("landmarks", "regressor"):
+            raise ValueError(f"ReconstructConfig: fit_init_pose must be 'landmarks' or 'regressor', "
+                             f"got {self.fit_init_pose!r}")
 
 
 #: Images smaller than this (either side, pixels) or more elongated than MAX_ASPECT are refused
@@ -132,6 +145,7 @@ class _Face:
     method: str
     landmarks_3d: bool
     name: str
+    pose_deg: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -208,17 +222,18 @@ def reconstruct_all(
         raw = load_landmarks(landmarks) if isinstance(landmarks, (str, os.PathLike)) else landmarks
         lmk = check_landmarks(raw, (int(img.shape[0]), int(img.shape[1])), template=_frontal_layout(model),
                               where=where)
-        faces = [(lmk, "user", bool(landmarks_3d))]
+        faces = [(lmk, "user", bool(landmarks_3d), None)]
     else:
-        dets = detect_faces(img, backend=config.detector, all_faces=all_faces, stages=config.detector_stages)
+        dets = detect_faces(img, backend=config.detector, all_faces=all_faces, stages=config.detector_stages,
+                            regressor=config.regressor)
         if not dets:
             raise NoFaceError(f"no face found in {loaded.name}: no detector stage found a face")
-        faces = [(d.lmk_px, d.method, d.landmarks_3d) for d in dets]
+        faces = [(d.lmk_px, d.method, d.landmarks_3d, d.pose_deg) for d in dets]
     timings["detect"] = time.perf_counter() - t0
 
     job = _Job(image=img, path=loaded.path, model=model, config=config, device=dev, timings=timings, callback=cb)
-    return [_reconstruct_one(job, _Face(lmk, method, lmk3d, stem if len(faces) == 1 else f"{stem}_face{i}"))
-            for i, (lmk, method, lmk3d) in enumerate(faces)]
+    return [_reconstruct_one(job, _Face(lmk, method, lmk3d, stem if len(faces) == 1 else f"{stem}_face{i}", pose))
+            for i, (lmk, method, lmk3d, pose) in enumerate(faces)]
 
 
 def reconstruct(
@@ -253,7 +268,10 @@ def _reconstruct_one(job: _Job, face: _Face) -> Reconstruction:
 
     t0 = time.perf_counter()
     cb("fit", 0.1)
-    res = fit(image_b, lmk_b, model=model, config=fc)
+    init_pose = None
+    if config.fit_init_pose == "regressor" and face.pose_deg is not None:
+        init_pose = face.pose_deg.reshape(1, 3).to(job.device, torch.float32)
+    res = fit(image_b, lmk_b, model=model, config=fc, init_pose_deg=init_pose)
     timings["fit"] = time.perf_counter() - t0
     cb("texture", 0.7)
 

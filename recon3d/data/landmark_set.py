@@ -25,6 +25,7 @@ from ..io import load_image, load_landmarks
 from ..io.atomic import atomic_file
 from ..nn.landmarks import INPUT_SIZE, STORED_SIZE, normalise
 from .poses import SynthViews, sample_poses, synthesize_views
+from .pseudo_labels import pad_reflect
 from .splits import hash32, is_held_out, photo_key
 
 __all__ = ["annotated_images", "synthesize_set", "save_views", "contact_sheet", "SampleSet", "load_samples",
@@ -64,9 +65,15 @@ def save_views(path: Path, views: SynthViews) -> None:
 
 def synthesize_set(items: list[tuple[Path, Path]], out: Path, model, *, views: int = 24, size: int = 128,
                    max_yaw: float = 90.0, val_percent: float = 10.0, shard: tuple[int, int] = (0, 1), seed: int = 0,
-                   progress: Callable[[Iterable], Iterable] | None = None) -> list[tuple[str, str]]:
+                   progress: Callable[[Iterable], Iterable] | None = None, pad: int = 0) -> list[tuple[str, str]]:
     """Synthesize the views of every photo of shard ``shard = (k, n)`` (every n-th from k) that has
     no sample file yet, and (re)write the split lists for all ``items``.
+
+    ``items`` pair each photo with its landmark file (any :func:`recon3d.io.load_landmarks` format).
+    ``pad > 0`` pads the photo by reflection first
+    (:func:`recon3d.data.pseudo_labels.pad_reflect`; the landmarks must then be in the padded
+    photo's pixels, as :mod:`recon3d.data.pseudo_labels` writes them): tight face crops get
+    plausible surroundings instead of a black border.
 
     Each photo gets ``views`` re-posed crops (:func:`~recon3d.data.poses.sample_poses` up to
     ``max_yaw``) plus its own pose, seeded by the hash of ``seed`` and its key. A photo whose key
@@ -91,6 +98,8 @@ def synthesize_set(items: list[tuple[Path, Path]], out: Path, model, *, views: i
         s = hash32(f"{seed}:{key}")
         try:
             img = load_image(img_path).image.numpy()
+            if pad > 0:
+                img = pad_reflect(img, pad)
             lmk = load_landmarks(pts).numpy()
             poses = sample_poses(np.random.default_rng(s), views, max_yaw=max_yaw)
             v = synthesize_views(img, lmk, model, poses, size=size, seed=s, include_source=True)

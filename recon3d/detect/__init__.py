@@ -25,6 +25,7 @@ Example (not run as a doctest: it loads the dlib models)::
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -78,6 +79,7 @@ def detect_faces(
     timings: dict[str, float] | None = None,
     rotations: tuple[int, ...] = (90, 270),
     equalize: bool = True,
+    regressor: str | None = None,
 ) -> list[FaceDetection]:
     """Detect faces and their 68 landmarks.
 
@@ -97,6 +99,8 @@ def detect_faces(
             gets ``+rot90`` etc. ``()`` disables the retry.
         equalize: dlib and recon3d: when that finds nothing either, retry once on a copy with an
             equalised brightness histogram (dark, low-contrast photos); method name ``+eq``.
+        regressor: recon3d only: the landmark regressor's weights, a shipped version name
+            (:data:`recon3d.nn.landmarks.REGRESSOR_VERSIONS`) or a file; default the shipped default.
 
     Returns:
         Detections sorted by box area, largest first (empty if no face).
@@ -115,7 +119,7 @@ def detect_faces(
     if backend == "dlib":
         run = detect_faces_dlib
     elif backend == "recon3d":
-        run = detect_faces_recon3d
+        run = functools.partial(detect_faces_recon3d, weights=regressor)
     elif backend == "face_alignment":
         run = None
         raw = detect_faces_fa(u8)

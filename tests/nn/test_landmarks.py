@@ -299,3 +299,132 @@ def test_flip_test_is_mirror_consistent(astronaut_lmk):
         errs.append(float(np.linalg.norm(a - b, axis=1).mean()))
     assert errs[0] < 1.5, errs
     assert errs[0] < errs[1], errs
+
+
+# ------------------------------------------------------------------------------------------------
+# the PIP head and the 6-D pose head (issue 19)
+# ------------------------------------------------------------------------------------------------
+def _perfect_pip_outputs(net, target):
+    """The raw ``"pip"`` outputs that encode ``target`` exactly (one-hot cells, exact offsets)."""
+    B = target.shape[0]
+    G, s, half = net.grid, net.cell_size(), net.config["input_size"] / 2
+    t = target[:, :204].view(B, 68, 3)
+    u = (t[..., :2] * half + half - 0.5 + 0.5) / s
+    c = u.floor().clamp(0, G - 1)
+    heat = torch.full((B, 68, G, G), -20.0)
+    off = torch.zeros(B, 68, 2, G, G)
+    z = torch.zeros(B, 68, G, G)
+    K = len(net.nb[0])
+    nb = torch.zeros(B, 68, K, 2, G, G)
+    for b in range(B):
+        for i in range(68):
+            cx, cy = int(c[b, i, 0]), int(c[b, i, 1])
+            heat[b, i, cy, cx] = 20.0
+            off[b, i, :, cy, cx] = u[b, i] - c[b, i]
+            z[b, i, cy, cx] = t[b, i, 2]
+            for k, j in enumerate(net.nb[i]):
+                nb[b, i, k, :, cy, cx] = u[b, j] - c[b, i]
+    from recon3d.camera import pose_angles_to_matrix
+
+    R = pose_angles_to_matrix(torch.deg2rad(target[:, 204:207] * 90.0))
+    pose = torch.cat([R[..., :, 0], R[..., :, 1]], -1)
+    return {"heat": heat, "off": off, "z": z, "nb": nb, "pose": pose}
+
+
+def test_pip_head_decodes_its_targets_and_its_loss_is_minimal_there():
+    from recon3d.nn.landmarks import LandmarkNet, encode_targets
+    from recon3d.train.recipes.landmarks import pip_loss
+
+    net = LandmarkNet(width=(8, 12, 16, 24, 32), hidden=32, head="pip", neck=16).eval()
+    assert net.grid == 7 and net.cell_size() == 16.0
+    g = torch.Generator().manual_seed(0)
+    lmk = torch.rand(3, 68, 2, generator=g) * 120 - 4  # a few points outside the 112 window
+    lz = torch.randn(3, 68, generator=g) * 10
+    pose = torch.tensor([[0.0, 0.0, 0.0], [70.0, -10.0, 5.0], [-40.0, 20.0, -15.0]])
+    y = encode_targets(lmk, lz, pose)
+    out = _perfect_pip_outputs(net, y)
+    net.forward = lambda x: out  # the decoder alone
+    xy, z, p = net.predict(torch.zeros(3, 3, 112, 112))
+    torch.testing.assert_close(xy, lmk, atol=1e-3, rtol=0)
+    torch.testing.assert_close(z, lz, atol=1e-3, rtol=0)
+    torch.testing.assert_close(p, pose, atol=1e-3, rtol=0)
+    best = float(pip_loss(out, y, net, 5.0, 2.0, 1.0))
+    assert best < 0.01
+    worse = dict(out, off=out["off"] + 0.3)
+    assert float(pip_loss(worse, y, net, 5.0, 2.0, 1.0)) > best + 1.0
+    # sample weights (the extra sets' column): a zero-weight sample does not count
+    bad = dict(out, off=out["off"].clone())
+    bad["off"][0] += 1.0
+    yw = torch.cat([y, torch.tensor([[0.0], [1.0], [1.0]])], 1)
+    assert float(pip_loss(bad, yw, net, 5.0, 2.0, 1.0)) < 0.01
+
+
+def test_rot6d_and_pose_head_start():
+    from recon3d.camera import pose_angles_to_matrix
+    from recon3d.nn.landmarks import LandmarkNet, pose_to_degrees, rot6d_to_matrix
+
+    R = pose_angles_to_matrix(torch.deg2rad(torch.tensor([[30.0, -20.0, 10.0], [85.0, 5.0, -3.0]])))
+    d6 = torch.cat([R[..., :, 0] * 3.0, R[..., :, 1] + 0.5 * R[..., :, 0]], -1)  # scaled and skewed columns
+    torch.testing.assert_close(rot6d_to_matrix(d6), R, atol=1e-5, rtol=0)
+    torch.testing.assert_close(pose_to_degrees(d6, "6d"), torch.tensor([[30.0, -20.0, 10.0], [85.0, 5.0, -3.0]]),
+                               atol=1e-3, rtol=0)
+    # an untrained pose head says frontal, and the pip head refuses the Euler pose
+    _, _, p = LandmarkNet(width=(8, 12, 16, 24, 32), hidden=32, head="pip", neck=16).eval().predict(torch.randn(1, 3, 112, 112))
+    torch.testing.assert_close(p, torch.zeros(1, 3), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="6d"):
+        LandmarkNet(head="pip", pose="euler")
+
+
+def test_pip_training_with_an_extra_weighted_set(tmp_path, astronaut_lmk, model):
+    from recon3d.nn.landmarks import LandmarkNet, load_regressor_net, save_regressor
+    from recon3d.train.recipes.landmarks import LandmarkRecipe, TrainConfig, train
+
+    _write_tiny_set(tmp_path / "set", astronaut_lmk, model)
+    _write_tiny_set(tmp_path / "extra", astronaut_lmk, model, n_views=4)
+    torch.manual_seed(0)
+    net = LandmarkNet(width=(8, 12, 16, 24, 32), hidden=32, head="pip", neck=16)
+    cfg = TrainConfig(epochs=6, batch=8, lr=3e-3, warmup_steps=5)
+    rec = LandmarkRecipe(tmp_path / "set", cfg, net=net, extra=[(tmp_path / "extra", 0.25)])
+    n = rec.start_epoch(0, 0)
+    x, y = rec.batch(0, 0)
+    assert y.shape == (8, 208) and set(y[:, -1].tolist()) <= {1.0, 0.25}
+    assert n == len(rec.data) // 8 and rec.n_parts[1] > 0
+    net, hist = train(tmp_path / "set", tmp_path / "run", cfg, net=net, extra=[(tmp_path / "extra", 0.25)])
+    losses = [h["train_loss"] for h in hist]
+    assert np.mean(losses[-2:]) < 0.9 * losses[0], losses
+    assert hist[-1]["n_train_1"] > 0 and np.isfinite(hist[-1]["val_nme"])
+    save_regressor(net, tmp_path / "pip.safetensors")
+    net2, _ = load_regressor_net(tmp_path / "pip.safetensors")
+    assert net2.head == "pip" and net2.config["neck"] == 16
+    xb = torch.randn(2, 3, 112, 112)
+    a, b = net2.predict(xb), net.eval().predict(xb)
+    assert (a[0] - b[0]).abs().max() < 0.5  # fp16 round trip: the same cells, nearly the same offsets
+
+
+def test_shipped_versions_by_name():
+    from recon3d.nn.landmarks import REGRESSOR_VERSIONS, load_regressor
+
+    assert "v1" in REGRESSOR_VERSIONS
+    r = load_regressor("v1", flip_test=False)
+    assert r.net.head == "fc"
+
+
+def test_train_cli_pip_head_extra_set_and_export(tmp_path, astronaut_lmk, model, capsys):
+    from pipelines.synthesize_poses import main as synth_main
+    from pipelines.train_regressor import main
+    from recon3d.nn.landmarks import load_regressor_net
+
+    _write_tiny_set(tmp_path / "set", astronaut_lmk, model, n_views=4)
+    _write_tiny_set(tmp_path / "extra", astronaut_lmk, model, n_views=4)
+    assert main([str(tmp_path / "set"), "--out", str(tmp_path / "run"), "--extra", str(tmp_path / "nowhere")]) == 2
+    assert "no samples/ folder" in capsys.readouterr().err
+    rc = main([str(tmp_path / "set"), "--out", str(tmp_path / "run"), "--head", "pip", "--extra", f"{tmp_path / 'extra'}:0.3",
+               "--epochs", "1", "--batch", "4", "--clock", "cpu", "--threads", "1", "--export", str(tmp_path / "w.safetensors"), "-q"])
+    assert rc == 0
+    net, meta = load_regressor_net(tmp_path / "w.safetensors")
+    assert net.head == "pip" and meta["head"] == "pip"
+    assert "0.3" in meta["training_data"] and "faces-128" in meta["licence"]
+    # --labels needs a pseudo-label folder
+    with pytest.raises(SystemExit):
+        synth_main([str(tmp_path), "--labels", str(tmp_path / "no-labels"), "--out", str(tmp_path / "o")])
+    assert "pipelines.pseudo_label" in capsys.readouterr().err
