@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only 300-W photos in synthesize_poses' validation split (default 10 %%)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--regressor", nargs="+", default=[None], metavar="VERSION|FILE",
+                    help="regressor(s) to score side by side on the same photos: shipped versions (v1, ...) or "
+                         "weights files (default: the shipped default)")
     args = ap.parse_args(argv)
 
     import scipy.io as sio
@@ -66,27 +69,31 @@ def main(argv: list[str] | None = None) -> int:
     if not items:
         print(f"no annotated images under {args.dirs}", file=sys.stderr)
         return 2
-    reg = load_regressor()
-    errs, offs = [], []
-    for img_p, lab in tqdm(items, desc="regressor", unit="img"):
+    gts, imgs = [], []
+    for img_p, lab in items:
         if lab.suffix == ".mat":
-            gt = sio.loadmat(lab)["pt3d_68"][:2].T.astype(np.float64)
+            gts.append(sio.loadmat(lab)["pt3d_68"][:2].T.astype(np.float64))
         else:
-            gt = load_landmarks(lab).numpy().astype(np.float64)
-        img = load_image(img_p).image.numpy()
-        pred = np.asarray(reg(img, crop_box_from_landmarks(gt)).lmk_px, dtype=np.float64)[:, :2]
-        lo, hi = gt.min(0), gt.max(0)
-        d = (pred - gt) / np.sqrt(np.prod(hi - lo))
-        offs.append(d)
-        errs.append(np.linalg.norm(d, axis=1))
-    E, D = np.array(errs), np.array(offs)
-    print(f"\nregressor on {len(items)} photos from {', '.join(args.dirs)}"
-          f"{' (held-out 300-W photos only)' if args.held_out_only else ''}")
-    print(f"NME all landmarks: {E.mean() * 100:.2f} %")
-    print(f"{'group':<8}{'NME %':>8}{'systematic %':>14}")
-    for g, r in GROUPS.items():
-        sys_off = np.linalg.norm(D[:, list(r)].mean(0), axis=1).mean()
-        print(f"{g:<8}{E[:, list(r)].mean() * 100:>8.2f}{sys_off * 100:>14.2f}")
+            gts.append(load_landmarks(lab).numpy().astype(np.float64))
+        imgs.append(img_p)
+    for name in args.regressor:
+        reg = load_regressor(name)
+        errs, offs = [], []
+        for img_p, gt in tqdm(list(zip(imgs, gts, strict=True)), desc=f"regressor {name or 'default'}", unit="img"):
+            img = load_image(img_p).image.numpy()
+            pred = np.asarray(reg(img, crop_box_from_landmarks(gt)).lmk_px, dtype=np.float64)[:, :2]
+            lo, hi = gt.min(0), gt.max(0)
+            d = (pred - gt) / np.sqrt(np.prod(hi - lo))
+            offs.append(d)
+            errs.append(np.linalg.norm(d, axis=1))
+        E, D = np.array(errs), np.array(offs)
+        print(f"\nregressor {name or 'default'} on {len(items)} photos from {', '.join(args.dirs)}"
+              f"{' (held-out 300-W photos only)' if args.held_out_only else ''}")
+        print(f"NME all landmarks: {E.mean() * 100:.2f} %")
+        print(f"{'group':<8}{'NME %':>8}{'systematic %':>14}")
+        for g, r in GROUPS.items():
+            sys_off = np.linalg.norm(D[:, list(r)].mean(0), axis=1).mean()
+            print(f"{g:<8}{E[:, list(r)].mean() * 100:>8.2f}{sys_off * 100:>14.2f}")
     return 0
 
 

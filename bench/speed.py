@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture-size", type=int, default=1024)
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--detector", default="recon3d", help="landmark backend of the pipeline (default recon3d; dlib)")
+    ap.add_argument("--regressor", nargs="+", default=[None], metavar="VERSION|FILE",
+                    help="regressor(s) for the 'regressor alone' table: shipped versions (v1, ...) or weights files")
     args = ap.parse_args(argv)
 
     import torch
@@ -116,27 +118,34 @@ def _landmark_breakdown(args) -> None:
 
 def _regressor_variants(args) -> None:
     """The regressor alone at batch 1: network forward, and crop + network for 1-2 passes with and
-    without the flip test, at 1 and 2 threads (median ms of 20 runs on the astronaut face)."""
+    without the flip test, at 1 and 2 threads (median ms of 20 runs on the astronaut face), for each
+    ``--regressor``."""
+    from recon3d.nn.landmarks import load_regressor
+
+    for name in args.regressor:
+        _regressor_variant(load_regressor(name).net, name or "default")
+
+
+def _regressor_variant(net, name: str) -> None:
     import torch
     from skimage.data import astronaut
 
-    from recon3d.nn.landmarks import LandmarkRegressor, load_regressor
+    from recon3d.nn.landmarks import LandmarkRegressor
 
-    net = load_regressor().net
     img = astronaut().astype(np.float32) / 255.0
     box = np.array([150.0, 20.0, 330.0, 200.0])
     threads0 = torch.get_num_threads()
-    print("\nregressor alone (median ms per face, batch 1)")
+    print(f"\nregressor {name} ({net.head} head) alone (median ms per face, batch 1)")
     for th in (1, 2):
         torch.set_num_threads(th)
         x = torch.zeros(1, 3, 112, 112)
         with torch.no_grad():
             for _ in range(5):
-                net(x)
+                net.predict(x)
             ts = []
             for _ in range(30):
                 t0 = time.perf_counter()
-                net(x)
+                net.predict(x)
                 ts.append(time.perf_counter() - t0)
         cells = [f"network {statistics.median(ts) * 1000:.1f}"]
         for passes, flip in ((1, False), (2, False), (2, True)):

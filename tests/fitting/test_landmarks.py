@@ -251,3 +251,23 @@ def test_module_doctests():
     for mod in (losses_mod, params_mod):
         res = doctest.testmod(mod)
         assert res.failed == 0 and res.attempted > 0
+
+
+def test_fit_starts_from_a_given_pose(model, K):
+    """``fit(init_pose_deg=)`` (the regressor's pose head): with no iterations the fit stays there;
+    with iterations it converges as from the closed-form start."""
+    from recon3d.fitting import fit
+
+    ypr = [50.0, 8.0, -4.0]
+    p = make_params(model, ypr, coeff=0.5, seed=2)
+    lmk = model_landmarks_px(model, p, K)
+    img = torch.zeros(1, H, W, 3)
+    start = torch.tensor([[35.0, 0.0, 0.0]])
+    r0 = fit(img, lmk, model=model, K=K, config=FitConfig(photo=False, lmk_iters=0), init_pose_deg=start)
+    assert (r0.pose_deg - start).abs().max() < 1e-3
+    r1 = fit(img, lmk, model=model, K=K, config=FitConfig(photo=False), init_pose_deg=start)
+    r2 = fit(img, lmk, model=model, K=K, config=FitConfig(photo=False))
+    assert (r1.pose_deg - torch.tensor([ypr])).abs().max() < 2.0
+    assert (r1.pose_deg - r2.pose_deg).abs().max() < 0.5
+    with pytest.raises(ShapeError):
+        fit(img, lmk, model=model, K=K, config=FitConfig(photo=False), init_pose_deg=torch.zeros(3))

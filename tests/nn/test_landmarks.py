@@ -428,3 +428,17 @@ def test_train_cli_pip_head_extra_set_and_export(tmp_path, astronaut_lmk, model,
     with pytest.raises(SystemExit):
         synth_main([str(tmp_path), "--labels", str(tmp_path / "no-labels"), "--out", str(tmp_path / "o")])
     assert "pipelines.pseudo_label" in capsys.readouterr().err
+
+
+def test_reconstruct_config_fit_init_pose_and_regressor_version():
+    from recon3d.reconstruct import ReconstructConfig, reconstruct
+
+    with pytest.raises(ValueError, match="fit_init_pose"):
+        ReconstructConfig(fit_init_pose="head")
+    img = skimage_data.astronaut()
+    cfg = ReconstructConfig(photometric=False, texture_size=64, regressor="v1")
+    a = reconstruct(img, config=cfg)
+    b = reconstruct(img, config=ReconstructConfig(photometric=False, texture_size=64, regressor="v1",
+                                                  fit_init_pose="regressor"))
+    # a near-frontal photo: both starts reach the same fit
+    assert (a.fit.pose_deg - b.fit.pose_deg).abs().max() < 1.0
