@@ -292,10 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write per-image results (landmarks, NMEs, pose) here")
     ap.add_argument("--reannotated", default=None,
                     help="re-annotated 68 points (.npz: names, pts68 (N,2,68)); default DATA_DIR/reannotated_pts68.npz")
-    ap.add_argument("--from-json", default=None, help="only re-print the tables of an earlier --json file")
+    ap.add_argument("--from-json", nargs="+", default=None,
+                    help="only re-print the tables of earlier --json files (several: their backends side by side, "
+                         "e.g. two halves of a comparison run in parallel)")
     args = ap.parse_args(argv)
     if args.from_json:
-        rows = json.loads(Path(args.from_json).read_text())
+        rows = {}
+        for f in args.from_json:
+            rows.update(json.loads(Path(f).read_text()))
         summ = [_report(rs, d) for d, rs in rows.items()]
         _side_by_side(summ)
         return 0

@@ -1,7 +1,7 @@
 """Wall time of the whole reconstruct pipeline per image, with a per-stage breakdown.
 
     python bench/speed.py [--repeats 5] [--size 512] [--texture-size 1024] [--fast]
-        [--detector dlib|recon3d] [IMAGES...]
+        [--detector dlib|recon3d] [--regressor v1 NEW.safetensors] [IMAGES...]
 
 Default inputs: scikit-image's astronaut and matplotlib's grace_hopper, resized so the longer
 side is ``--size`` pixels. Each image is reconstructed ``--repeats`` times (after one warm-up run,
@@ -9,6 +9,8 @@ which also pays one-off costs such as loading the model and building the UV rast
 median per stage is printed. Export (OBJ + MTL + PNG texture + json + extras) is included.
 A second table breaks face detection + landmarks down per stage (milliseconds per face, batch 1):
 dlib's detector stages and, for the ``recon3d`` backend, the regressor (crop + network, both passes).
+With several ``--regressor`` the pipeline table and the "regressor alone" table are repeated for each,
+in the same run.
 """
 
 from __future__ import annotations
@@ -59,14 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from recon3d.morphable.default import load_default_model
-    from recon3d.reconstruct import ReconstructConfig, reconstruct_all, save_reconstruction
+    from recon3d.reconstruct import ReconstructConfig
 
     t0 = time.perf_counter()
     model = load_default_model()
     t_model = time.perf_counter() - t0
-    cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, detector=args.detector)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model load {t_model * 1000:.0f} ms, "
-          f"texture {args.texture_size}^2, fast={args.fast}, detector {args.detector}")
+    for reg in args.regressor:
+        cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, detector=args.detector, regressor=reg)
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model load {t_model * 1000:.0f} ms, "
+              f"texture {args.texture_size}^2, fast={args.fast}, detector {args.detector}, regressor {reg or 'default'}")
+        _pipeline_table(args, model, cfg)
+    _landmark_breakdown(args)
+    _regressor_variants(args)
+    return 0
+
+
+def _pipeline_table(args, model, cfg) -> None:
+    from recon3d.reconstruct import reconstruct_all, save_reconstruction
+
     stages = ["load", "detect", "fit", "texture", "export", "total"]
     print(f"{'image':<14}" + "".join(f"{s:>10}" for s in stages) + "   (median seconds)")
     all_totals = []
@@ -90,8 +102,6 @@ def main(argv: list[str] | None = None) -> int:
             all_totals.extend(runs["total"])
             print(f"{name:<14}" + "".join(f"{med[s]:>10.3f}" for s in stages))
     print(f"median total over all images: {statistics.median(all_totals):.3f} s")
-    _landmark_breakdown(args)
-    return 0
 
 
 def _landmark_breakdown(args) -> None:
@@ -113,7 +123,6 @@ def _landmark_breakdown(args) -> None:
                         runs.setdefault(k, []).append(v)
             cells = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in runs.items())
             print(f"  {backend:<8} {name:<14} {cells}")
-    _regressor_variants(args)
 
 
 def _regressor_variants(args) -> None:
