@@ -214,40 +214,55 @@ def test_synthesize_cli_refuses_test_set(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # shipped weights and the recon3d backend
 # ------------------------------------------------------------------------------------------------
-def test_shipped_weights_load_safely():
+def _versions():
+    from recon3d.nn.landmarks import REGRESSOR_VERSIONS
+
+    return sorted(REGRESSOR_VERSIONS.items())
+
+
+def test_default_is_a_shipped_version():
+    from recon3d.nn.landmarks import REGRESSOR_ASSET, REGRESSOR_VERSIONS
+
+    assert REGRESSOR_ASSET in REGRESSOR_VERSIONS.values()
+
+
+@pytest.mark.parametrize("version,asset", _versions())
+def test_shipped_weights_load_safely(version, asset):
     from safetensors import safe_open
 
     from recon3d.assets import manifest, resolve
-    from recon3d.nn.landmarks import FORMAT, REGRESSOR_ASSET, load_regressor_net
+    from recon3d.nn.landmarks import FORMAT, load_regressor_net
 
-    p = resolve(REGRESSOR_ASSET)  # checks the manifest's sha256
-    entry = manifest()[REGRESSOR_ASSET]
+    p = resolve(asset)  # checks the manifest's sha256
+    entry = manifest()[asset]
     assert entry["bytes"] == p.stat().st_size <= 15 * 2**20
     with safe_open(str(p), framework="pt") as f:
         assert f.metadata()["format"] == FORMAT
     net, meta = load_regressor_net(p)
-    assert "300-W" in meta["licence"]
-    out = net(torch.zeros(1, 3, 112, 112))
-    assert out.shape == (1, 207) and torch.isfinite(out).all()
+    assert "300-W" in meta["licence"] and "non-commercial" in entry["licence"]
+    xy, z, pose = net.predict(torch.zeros(1, 3, 112, 112))
+    assert xy.shape == (1, 68, 2) and z.shape == (1, 68) and pose.shape == (1, 3)
+    assert torch.isfinite(xy).all() and torch.isfinite(pose).all()
 
 
-def test_shipped_weights_reproduce_recorded_dev_nme(shared_dir):
+@pytest.mark.parametrize("version,asset", _versions())
+def test_shipped_weights_reproduce_recorded_dev_nme(shared_dir, version, asset):
     """The manifest records the regressor-only NME on a fixed AFLW2000-3D dev subset (first N
-    images, crop box from the ground truth); the shipped file must reproduce it within 0.05 %."""
+    images, crop box from the ground truth); each shipped file must reproduce it within 0.05 %."""
     import scipy.io as sio
 
     from recon3d.assets import manifest
     from recon3d.io import load_image
-    from recon3d.nn.landmarks import REGRESSOR_ASSET, load_regressor
+    from recon3d.nn.landmarks import load_regressor
     from recon3d.train.recipes.landmarks import evaluate_photos
 
-    check = manifest()[REGRESSOR_ASSET]["dev_check"]
+    check = manifest()[asset]["dev_check"]
     d = shared_dir / "aflw2000-3d-dev"
     imgs = sorted(d.glob("*.jpg"))[: check["n_images"]]
     if len(imgs) < check["n_images"]:
         pytest.skip(f"{d} has fewer than {check['n_images']} images")
     photos = [(load_image(p).image.numpy(), sio.loadmat(p.with_suffix(".mat"))["pt3d_68"][:2].T) for p in imgs]
-    nme = evaluate_photos(load_regressor(), photos)
+    nme = evaluate_photos(load_regressor(version), photos)
     assert abs(float(nme.mean()) * 100 - check["nme_percent"]) < 0.05, (float(nme.mean()) * 100, check)
 
 
