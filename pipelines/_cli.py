@@ -17,6 +17,17 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def parse_shard(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
+    """``--shard K/N`` -> ``(k, n)``; a usage error (exit 2) unless ``0 <= K < N``."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shard must be K/N with 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cpu; e.g. cuda)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

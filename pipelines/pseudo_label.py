@@ -22,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._cli import add_common, load_model_arg, setup_logging
+from ._cli import add_common, load_model_arg, parse_shard, setup_logging
 
 log = logging.getLogger("pipelines.pseudo_label")
 
@@ -48,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common(ap)
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
-    try:
-        k, n = (int(x) for x in args.shard.split("/"))
-        if not 0 <= k < n:
-            raise ValueError
-    except ValueError:
-        ap.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
+    k, n = parse_shard(ap, args.shard)
     if args.pad < 0:
         ap.error("--pad must be >= 0")
     if any("aflw2000" in f.lower() for f in args.folders):

@@ -61,7 +61,6 @@ class PseudoLabelConfig:
     max_abs_yaw: float = 30.0
     max_flip_nme: float = 0.02
     max_fit_nme: float = 0.012
-    passes: int = 2
 
 
 @dataclass(frozen=True)
