@@ -45,7 +45,7 @@ STORED_SIZE = 128
 #: network input side (the central part of a STORED_SIZE crop)
 INPUT_SIZE = 112
 #: file name of the shipped weights in assets/
-REGRESSOR_ASSET = "recon3d_landmarks_v2.safetensors"
+REGRESSOR_ASSET = "recon3d_landmarks_v1.safetensors"
 #: shipped regressor versions by name (``load_regressor("v1")``); the default is :data:`REGRESSOR_ASSET`
 REGRESSOR_VERSIONS = {"v1": "recon3d_landmarks_v1.safetensors", "v2": "recon3d_landmarks_v2.safetensors"}
 #: format tag written into the safetensors metadata
