@@ -412,8 +412,10 @@ def test_pip_training_with_an_extra_weighted_set(tmp_path, astronaut_lmk, model)
     net2, _ = load_regressor_net(tmp_path / "pip.safetensors")
     assert net2.head == "pip" and net2.config["neck"] == 16
     xb = torch.randn(2, 3, 112, 112)
-    a, b = net2.predict(xb), net.eval().predict(xb)
-    assert (a[0] - b[0]).abs().max() < 0.5  # fp16 round trip: the same cells, nearly the same offsets
+    with torch.no_grad():  # fp16 round trip: the same raw outputs up to half precision (the decoded
+        a, b = net2(xb), net.eval()(xb)  # argmax can flip between near-tied cells of a barely trained net)
+    for k in ("heat", "off", "nb", "pose"):
+        torch.testing.assert_close(a[k], b[k], atol=3e-2, rtol=1e-2)
 
 
 def test_shipped_versions_by_name():
