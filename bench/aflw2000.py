@@ -156,7 +156,7 @@ def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
     try:
         loaded = load_image(p)
         t1 = time.perf_counter()
-        dets = detect_faces(loaded.image, backend=det_backend, **({"regressor": cfg.regressor} if cfg.regressor else {}))
+        dets = detect_faces(loaded.image, backend=det_backend, regressor=cfg.regressor)
         row["detect_seconds"] = time.perf_counter() - t1
         if not dets:
             raise Recon3DError("no face found")

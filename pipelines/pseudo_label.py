@@ -57,17 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from recon3d.data.landmark_set import IMAGE_SUFFIXES
+    from recon3d.data.landmark_set import image_files
     from recon3d.data.pseudo_labels import pseudo_label_folder, read_pseudo_labels
     from recon3d.errors import AssetError
     from recon3d.nn.landmarks import load_regressor
 
     photos, missing = [], []
     for f in args.folders:
-        p = Path(f).expanduser()
-        got = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else []
+        got = image_files(Path(f).expanduser())
         if not got:
-            missing.append(f"{f} ({'not a folder' if not p.is_dir() else 'no photos'})")
+            missing.append(f"{f} ({'no photos' if Path(f).expanduser().is_dir() else 'not a folder'})")
         photos += got
     for m in missing:
         log.error("input %s", m)

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give at least one folder of annotated photos (or only --contact-sheet)")
     pad = 0
     if args.labels:
-        from recon3d.data.landmark_set import IMAGE_SUFFIXES
+        from recon3d.data.landmark_set import pseudo_labelled_images
         from recon3d.data.pseudo_labels import read_pad
 
         lab = Path(args.labels).expanduser()
@@ -84,14 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             pad = read_pad(lab)
         except (OSError, ValueError) as e:
             ap.error(f"--labels {args.labels}: {e}")
-        items, missing = [], []
-        for d in args.folders:
-            got = [(q, lab / "labels" / f"{q.stem}.npy") for q in sorted(Path(d).iterdir())
-                   if q.suffix.lower() in IMAGE_SUFFIXES] if Path(d).is_dir() else []
-            got = [(q, f) for q, f in got if f.is_file()]
-            if not got:
-                missing.append(f"{d} (no photo with a pseudo-label in {lab})")
-            items += got
+        items, missing = pseudo_labelled_images(args.folders, lab)
     else:
         items, missing = annotated_images(args.folders)
     for m in missing:

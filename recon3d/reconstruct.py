@@ -224,11 +224,11 @@ def reconstruct_all(
                               where=where)
         faces = [(lmk, "user", bool(landmarks_3d), None)]
     else:
-        extra = {"regressor": config.regressor} if config.regressor is not None else {}
-        dets = detect_faces(img, backend=config.detector, all_faces=all_faces, stages=config.detector_stages, **extra)
+        dets = detect_faces(img, backend=config.detector, all_faces=all_faces, stages=config.detector_stages,
+                            regressor=config.regressor)
         if not dets:
             raise NoFaceError(f"no face found in {loaded.name}: no detector stage found a face")
-        faces = [(d.lmk_px, d.method, d.landmarks_3d, getattr(d, "pose_deg", None)) for d in dets]
+        faces = [(d.lmk_px, d.method, d.landmarks_3d, d.pose_deg) for d in dets]
     timings["detect"] = time.perf_counter() - t0
 
     job = _Job(image=img, path=loaded.path, model=model, config=config, device=dev, timings=timings, callback=cb)

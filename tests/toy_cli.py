@@ -36,9 +36,9 @@ def fake_detect(lm: np.ndarray):
     one = torch.as_tensor(lm, dtype=torch.float32)
 
     def detect(img, backend=None, all_faces=False, **kw):
-        faces = [types.SimpleNamespace(lmk_px=one, method="fake", landmarks_3d=False)]
+        faces = [types.SimpleNamespace(lmk_px=one, method="fake", landmarks_3d=False, pose_deg=None)]
         if all_faces and img.shape[1] == 80:
-            faces.append(types.SimpleNamespace(lmk_px=one * 0.5 + 20, method="fake", landmarks_3d=False))
+            faces.append(types.SimpleNamespace(lmk_px=one * 0.5 + 20, method="fake", landmarks_3d=False, pose_deg=None))
         return faces
 
     return detect

@@ -28,7 +28,7 @@ from .poses import SynthViews, sample_poses, synthesize_views
 from .pseudo_labels import pad_reflect
 from .splits import hash32, is_held_out, photo_key
 
-__all__ = ["annotated_images", "synthesize_set", "save_views", "contact_sheet", "SampleSet", "load_samples",
+__all__ = ["annotated_images", "pseudo_labelled_images", "image_files", "synthesize_set", "save_views", "contact_sheet", "SampleSet", "load_samples",
            "augment_batch", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -38,21 +38,36 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FLIP = torch.tensor(IBUG68_MIRROR, dtype=torch.long)
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The photos (:data:`IMAGE_SUFFIXES`) in ``folder``, sorted by name; ``[]`` if it is not a folder."""
+    p = Path(folder)
+    return sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else []
+
+
 def annotated_images(dirs: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
     """``(image, .pts)`` pairs in the folders (sorted by image name), and the inputs that gave none."""
     out, missing = [], []
     for d in dirs:
-        p = Path(d)
-        if not p.is_dir():
+        if not Path(d).is_dir():
             missing.append(f"{d} (not a folder)")
             continue
-        n0 = len(out)
-        for img in sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES):
-            pts = img.with_suffix(".pts")
-            if pts.is_file():
-                out.append((img, pts))
-        if len(out) == n0:
+        got = [(img, img.with_suffix(".pts")) for img in image_files(d) if img.with_suffix(".pts").is_file()]
+        if not got:
             missing.append(f"{d} (no image with a .pts file)")
+        out += got
+    return out, missing
+
+
+def pseudo_labelled_images(dirs: Iterable[str | Path], labels: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``(image, LABELS/labels/<stem>.npy)`` pairs for the photos of ``dirs`` that
+    :mod:`recon3d.data.pseudo_labels` accepted, and the inputs that gave none."""
+    lab = Path(labels) / "labels"
+    out, missing = [], []
+    for d in dirs:
+        got = [(img, lab / f"{img.stem}.npy") for img in image_files(d) if (lab / f"{img.stem}.npy").is_file()]
+        if not got:
+            missing.append(f"{d} (no photo with a pseudo-label in {labels})")
+        out += got
     return out, missing
 
 

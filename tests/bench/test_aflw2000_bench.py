@@ -68,7 +68,7 @@ def fake_chain(monkeypatch):
 
     pred = torch.tensor(_reannotated(_pt3d()), dtype=torch.float32)
 
-    def detect_faces(image, backend=None):
+    def detect_faces(image, backend=None, **kw):
         return [SimpleNamespace(lmk_px=pred.clone(), method="fake", pose_deg=torch.tensor([1.0, 2.0, 3.0]),
                                 landmarks_3d=None)]
 
