@@ -145,7 +145,10 @@ def region_metrics(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict:
 
 
 def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | None, model=None,
-        fast: bool = False, cues: tuple[str, ...] = ("auto",), clean_check: bool = False) -> list[dict]:
+        fast: bool = False, cues: tuple[str, ...] = ("auto",), clean_check: bool = False,
+        fills: tuple[str, ...] = ("auto",), kinds: tuple[str, ...] = KINDS, inpainter=None) -> list[dict]:
+    """One row per image; ``cues`` may include ``"true"`` (the pasted mask handed to ``deocclude``), and every
+    cue is run with every fill of ``fills``."""
     import torch
     from tqdm import tqdm
 
@@ -159,7 +162,7 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
     rows = []
     bar = tqdm(list(enumerate(files)), desc="occlusion", unit="img")
     for i, f in bar:
-        kind = KINDS[i % len(KINDS)]
+        kind = kinds[i % len(kinds)]
         try:
             img = load_image(f).image.numpy().astype(np.float32)
             H, W = img.shape[:2]
@@ -174,15 +177,19 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
             row = {"file": str(f), "kind": kind, "input": region_metrics(occluded, img, occ)}
             d_ref = face_descriptor(img, lmk_px=lmk)
             ims = [("input", occluded)]
-            for j, cue in enumerate(cues):
+            combos = [(c, fl) for c in cues for fl in fills]
+            for j, (cue, fill) in enumerate(combos):
                 t1 = time.perf_counter()
-                res = deocclude(rec, cue=cue)
+                if cue == "true":
+                    res = deocclude(rec, mask=occ, fill=fill, inpainter=inpainter)
+                else:
+                    res = deocclude(rec, cue=cue, fill=fill, inpainter=inpainter)
                 if j == 0:
                     row["seconds"] = t1 - t0 + time.perf_counter() - t1
                 out = res.image.numpy()
                 found = res.occlusion_mask.numpy()
                 occ_face = occ & res.face_mask.numpy()
-                key = _key(cue, cues)
+                key = _key(cue, fill, cues, fills)
                 row[key] = region_metrics(out, img, occ)
                 row[key]["iou"] = float((found & occ).sum() / max((found | occ).sum(), 1))
                 row[key]["iou_face"] = float((found & occ_face).sum() / max((found | occ_face).sum(), 1))
@@ -191,15 +198,17 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
                 d = face_descriptor(im, lmk_px=lmk)
                 row[key]["ID"] = descriptor_cosine(d, d_ref)
                 row[key]["ID_dist"] = descriptor_distance(d, d_ref)
-            row["iou"] = row[_key(cues[0], cues)]["iou"]
+            row["iou"] = row[_key(*combos[0], cues, fills)]["iou"]
             if clean_check:  # the same photo without an occluder: what does each cue flag and change?
                 rec_c = reconstruct(torch.from_numpy(img), model=model, landmarks=lmk.astype(np.float32), config=cfg,
                                     name=f.stem)
-                for cue in cues:
-                    res = deocclude(rec_c, cue=cue)
+                for cue, fill in combos:
+                    if cue == "true":
+                        continue
+                    res = deocclude(rec_c, cue=cue, fill=fill, inpainter=inpainter)
                     face = res.face_mask.numpy()
                     d = face_descriptor(res.image.numpy(), lmk_px=lmk)
-                    row[_key(cue, cues)]["clean"] = {
+                    row[_key(cue, fill, cues, fills)]["clean"] = {
                         "flagged": float((res.occlusion_mask.numpy() & face).sum() / max(face.sum(), 1)),
                         "L1_face": float(np.abs(res.image.numpy() - img)[face].mean()) if face.any() else 0.0,
                         "ID_dist": descriptor_distance(d, d_ref)}
@@ -213,13 +222,16 @@ def run(files: list[Path], *, seed: int, texture_size: int, out_json: Path | Non
     return rows
 
 
-def _key(cue: str, cues: tuple[str, ...]) -> str:
-    return "ours" if len(cues) == 1 else f"ours:{cue}"
+def _key(cue: str, fill: str, cues: tuple[str, ...], fills: tuple[str, ...]) -> str:
+    if len(cues) == 1 and len(fills) == 1:
+        return "ours"
+    mask = "true mask" if cue == "true" else f"cue {cue}"
+    return f"ours:{mask}, fill {fill}"
 
 
 def table(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
-    methods = [(k, "recon3d deocclude" if k == "ours" else f"recon3d deocclude, cue {k.split(':', 1)[1]}")
+    methods = [(k, "recon3d deocclude" if k == "ours" else f"recon3d deocclude, {k.split(':', 1)[1]}")
                for k in (ok[0] if ok else {}) if k.startswith("ours")]
     lines = [f"images: {len(ok)} ok, {len(rows) - len(ok)} failed",
              "| method | kind | n | L1 ↓ | SSIM ↑ | PSNR ↑ | ID cos ↑ | ID dist ↓ | mask IoU ↑ | IoU in face ↑ |",
@@ -238,12 +250,13 @@ def table(rows: list[dict]) -> str:
                  f"{THESIS['L1']} | {THESIS['SSIM']} | {THESIS['PSNR']} | {THESIS['ID']} | - | - | - |")
     if ok:
         lines.append(f"median seconds per image (reconstruct + deocclude): {np.median([r['seconds'] for r in ok]):.1f}")
-    clean = [r for r in ok if all("clean" in r[m] for m, _ in methods)] if methods else []
+    clean_methods = [(m, lab) for m, lab in methods if "true mask" not in m]
+    clean = [r for r in ok if all("clean" in r[m] for m, _ in clean_methods)] if clean_methods else []
     if clean:
         lines.append("")
         lines.append(f"unoccluded photos ({len(clean)}): share of the face flagged as occluded, mean |output - input| "
                      "inside the face, dlib distance of the output to the photo")
-        for meth, label in methods:
+        for meth, label in clean_methods:
             c = {k: np.mean([r[meth]["clean"][k] for r in clean]) for k in ("flagged", "L1_face", "ID_dist")}
             lines.append(f"  {label}: flagged {c['flagged']:.3f}, L1 in face {c['L1_face']:.4f}, ID dist {c['ID_dist']:.3f}")
         lines.append("")
@@ -257,8 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--texture-size", type=int, default=256)
     p.add_argument("--fast", action="store_true", help="fast fitting preset (default: the default preset)")
-    p.add_argument("--cue", nargs="+", default=["auto"], choices=["auto", "photometric", "net", "both"],
-                   help="occlusion cue(s) of deocclude(); several are run side by side on the same reconstructions")
+    p.add_argument("--cue", nargs="+", default=["auto"], choices=["auto", "photometric", "net", "both", "true"],
+                   help="occlusion cue(s) of deocclude(); several are run side by side on the same reconstructions; "
+                        "'true' hands deocclude the pasted mask (the thesis's 'with the true mask' rows)")
+    p.add_argument("--fill", nargs="+", default=["auto"], choices=["auto", "classical", "net"],
+                   help="fill(s) of deocclude(), each run with every cue (default: auto)")
+    p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS),
+                   help="occluder kinds cycled over the images (thesis Table 5.1: --kinds sunglasses)")
+    p.add_argument("--inpainter", default=None, help="inpainter weights for --fill net (default: the shipped ones)")
     p.add_argument("--clean-check", action="store_true",
                    help="also de-occlude each photo without an occluder and report what each cue flags and changes")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -278,9 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         from recon3d.morphable import load_model
 
         model = load_model(args.model)
+    inpainter = None
+    if args.inpainter:
+        from recon3d.nn.inpaint import load_inpainter
+
+        inpainter = load_inpainter(args.inpainter)
     rows = run(files, seed=args.seed, texture_size=args.texture_size, out_json=Path(args.json) if args.json else None,
-               model=model, fast=args.fast, cues=tuple(args.cue),
-               clean_check=args.clean_check)
+               model=model, fast=args.fast, cues=tuple(args.cue), clean_check=args.clean_check,
+               fills=tuple(args.fill), kinds=tuple(args.kinds), inpainter=inpainter)
     print(table(rows))
     return 0 if any("error" not in r for r in rows) else 1
 

@@ -3,11 +3,14 @@
     python -m pipelines.deocclude img.png --out out/deo
     python -m pipelines.deocclude img.png --mask occluder.png --out out/deo
     python -m pipelines.deocclude photos/ --out out/deo
+    python -m pipelines.deocclude img.png --fill classical --out out/deo
 
 Per image, into ``OUT/<stem>/``: ``<stem>_deoccluded.png``, ``<stem>_occlusion_mask.png`` (white =
 replaced), ``<stem>_face_mask.png`` (rendered 3DMM face region), ``<stem>_rendered.png`` (the relit
 3D face used as the fill) and ``<stem>_deocclude.json``. ``--mask`` (one input only) replaces the
-automatic detection; any non-black pixel is occluded. The folder is written atomically. One bad
+automatic detection; any non-black pixel is occluded. ``--fill`` picks the learned inpainter (``net``, the
+default when its weights are present: it fills from the surrounding face and the fitted 3DMM render,
+never from the occluder's colours) or the training-free fill (``classical``). The folder is written atomically. One bad
 image never stops a batch; ``--resume``, ``--manifest``, ``--engine`` as in ``pipelines.reconstruct``. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
 """
 
@@ -47,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cue", choices=("auto", "photometric", "net", "both"), default="auto",
                    help="occlusion detector: the photometric test, the learned occluder network, or both "
                         "(default auto: both when the network's weights are present)")
+    p.add_argument("--fill", choices=("auto", "net", "classical"), default="auto",
+                   help="how the occluded pixels are filled: the learned inpainter (net), the training-free 3D render + "
+                        "Poisson fill (classical), or auto (net when its weights are present)")
+    p.add_argument("--inpainter", default=None, help="inpainter weights for --fill net (default: the shipped ones)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
@@ -70,7 +77,12 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask):
     if user_mask is not None and tuple(user_mask.shape) != tuple(rec.image.shape[:2]):
         raise ImageError(f"--mask is {user_mask.shape[1]}x{user_mask.shape[0]} pixels but the image is "
                          f"{rec.image.shape[1]}x{rec.image.shape[0]}; they must be the same size")
-    res = deocclude(rec, mask=user_mask, threshold=args.threshold, cue=args.cue)
+    inpainter = None
+    if args.inpainter:
+        from recon3d.nn.inpaint import load_inpainter
+
+        inpainter = load_inpainter(args.inpainter, device=rec.image.device)
+    res = deocclude(rec, mask=user_mask, threshold=args.threshold, cue=args.cue, fill=args.fill, inpainter=inpainter)
     n_occ, n_face = int(res.occlusion_mask.sum()), int(res.face_mask.sum())
     out = out_root / stem
     with atomic_dir(out) as tmp:  # the folder appears complete, or not at all
@@ -80,7 +92,7 @@ def _process(src, stem: str, args, model, out_root: Path, user_mask):
         save_image(tmp / f"{stem}_rendered.png", res.rendered)
         (tmp / f"{stem}_deocclude.json").write_text(json.dumps({
             "input": describe_input(src, stem), "user_mask": args.mask, "occluded_px": n_occ, "face_px": n_face,
-            "threshold": args.threshold, "cue": args.cue}, indent=1), encoding="utf-8")
+            "threshold": args.threshold, "cue": args.cue, "fill": args.fill, "inpainter": args.inpainter}, indent=1), encoding="utf-8")
     msg = f"{stem}: {n_occ} px occluded ({100.0 * n_occ / max(n_face, 1):.1f}% of the face) -> {out}"
     return Outcome(msg, (out,), {"pose_deg": rec.pose_deg, "timings": rec.timings, "occluded_px": n_occ})
 

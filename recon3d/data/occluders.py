@@ -30,7 +30,7 @@ from ..io.landmarks_file import load_landmarks
 from ..nn.occluder import CROP_SCALE, CROP_SIZE, crop, crop_box
 from .splits import is_held_out, photo_key
 
-__all__ = ["photos_with_landmarks", "face_crops", "shape_bank", "paste_occluders", "VAL_PERCENT"]
+__all__ = ["photos_with_landmarks", "face_crops", "shape_bank", "occluder_layers", "paste_occluders", "VAL_PERCENT"]
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +158,12 @@ def shape_bank(n: int, size: int = CROP_SIZE, seed: int = 0, *, frames: bool = F
     return out
 
 
-def paste_occluders(faces: torch.Tensor, bank: torch.Tensor, gen: torch.Generator, *,
+def occluder_layers(faces: torch.Tensor, bank: torch.Tensor, gen: torch.Generator, *,
                     p_empty: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paste random occluders over a batch of face crops.
-
-    Args:
-        faces: ``(B, 3, S, S)`` float RGB in [0, 1] (face centred, as :func:`face_crops` makes them).
-        bank: ``(N, S, S)`` uint8 shapes from :func:`shape_bank`.
-        gen: random generator (reproducible batches).
-        p_empty: fraction of samples left without an occluder.
-
-    Returns:
-        ``(images (B, 3, S, S), target (B, 1, S, S) float {0, 1})``.
-    """
+    """Random occluders for a batch of face crops, not yet pasted: ``(alpha (B, 1, S, S) in [0, 1],
+    texture (B, 3, S, S))`` (shapes of ``bank`` placed, scaled and rotated, half with soft edges;
+    textures: other faces' patches, flat or noisy colours, skin, darkened or grey copies, with a
+    shading ramp). :func:`paste_occluders` and :func:`recon3d.data.deocclusion.occlude_batch` composite them."""
     B, _, S, _ = faces.shape
 
     def u(*shape, lo=0.0, hi=1.0):
@@ -207,6 +200,28 @@ def paste_occluders(faces: torch.Tensor, bank: torch.Tensor, gen: torch.Generato
     g = torch.linspace(-1, 1, S)
     ramp = (u(B, 1, 1, 1, lo=-0.3, hi=0.3) * g[None, None, None, :] + u(B, 1, 1, 1, lo=-0.3, hi=0.3) * g[None, None, :, None])
     tex = (tex * (1 + ramp) * u(B, 3, 1, 1, lo=0.8, hi=1.2)).clamp(0, 1)
+    return alpha, tex
+
+
+def paste_occluders(faces: torch.Tensor, bank: torch.Tensor, gen: torch.Generator, *,
+                    p_empty: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste random occluders over a batch of face crops.
+
+    Args:
+        faces: ``(B, 3, S, S)`` float RGB in [0, 1] (face centred, as :func:`face_crops` makes them).
+        bank: ``(N, S, S)`` uint8 shapes from :func:`shape_bank`.
+        gen: random generator (reproducible batches).
+        p_empty: fraction of samples left without an occluder.
+
+    Returns:
+        ``(images (B, 3, S, S), target (B, 1, S, S) float {0, 1})``.
+    """
+    B, _, S, _ = faces.shape
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, generator=gen)
+
+    alpha, tex = occluder_layers(faces, bank, gen, p_empty=p_empty)
     img = faces * (1 - alpha) + tex * alpha
 
     # whole-image photometric jitter, noise, occasional grey, flips

@@ -74,7 +74,7 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OcclusionEstimate", "DeoccludeResult", "detect_occlusion", "deocclude"]
+__all__ = ["OcclusionEstimate", "DeoccludeResult", "detect_occlusion", "deocclude", "model_render"]
 
 _SKIN_LABELS = (1, 5)  # skin, nose (recon3d.morphable.model.REGION_NAMES)
 _FEATURE_LABELS = (2, 3, 4)  # eyes, brows, lips
@@ -151,6 +151,13 @@ def _render_model(rec):
     onehot = torch.nn.functional.one_hot(labels, 6).to(vc.dtype)[None]
     lab = interpolate(onehot, frags, m.faces)[0].argmax(-1)
     return frags, to_numpy(pred), to_numpy(cov), to_numpy(lab)
+
+
+def model_render(rec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fitted 3DMM at the photo's pose, as numpy arrays: ``(I_m (H, W, 3)`` the fitted albedo lit by the
+    fitted SH, ``M_m (H, W)`` bool coverage, ``(H, W)`` region labels)``; the learned fill's prior."""
+    _, pred, cov, lab = _render_model(rec)
+    return pred, cov, lab
 
 
 def _features(img: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -442,8 +449,40 @@ def _render_boundary_values(img: np.ndarray, rendered: np.ndarray, cov: np.ndarr
     return np.clip(ext + off, 0, 1).astype(img.dtype)
 
 
+#: the fill ``deocclude(fill="auto")`` uses when the inpainter's weights are present
+DEFAULT_FILL = "net"
+_FILLS = ("auto", "net", "classical")
+
+
+def _resolve_fill(fill: str, inpainter) -> str:
+    if fill not in _FILLS:
+        raise ValueError(f"deocclude(): fill must be one of {_FILLS}, got {fill!r}")
+    if fill != "auto":
+        return fill
+    if inpainter is not None:
+        return "net"
+    from ..nn.inpaint import INPAINTER_ASSET
+
+    try:
+        resolve(INPAINTER_ASSET)
+    except AssetError:
+        return "classical"
+    return DEFAULT_FILL
+
+
+def _learned(rec, img: np.ndarray, omega: np.ndarray, classical: np.ndarray, inpainter) -> np.ndarray:
+    """The learned fill inside ``omega`` where the aligned frame covers it, ``classical`` elsewhere."""
+    from ..nn.inpaint import load_inpainter
+    from ._learned_fill import net_fill
+
+    net = inpainter if inpainter is not None else load_inpainter(device=rec.image.device)
+    pred, cov, _ = model_render(rec)
+    filled, covered = net_fill(net, img, omega, pred * cov[..., None], to_numpy(rec.fit.lmk_px[0]))
+    return np.where(covered[..., None], filled, classical).astype(img.dtype)
+
+
 def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int = 2,
-              threshold: float = 20.0, cue: str = "auto") -> DeoccludeResult:
+              threshold: float = 20.0, cue: str = "auto", fill: str = "auto", inpainter=None) -> DeoccludeResult:
     """Remove occluders (glasses, hands, hair, masks...) from the face of a reconstruction.
 
     Args:
@@ -456,6 +495,12 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         dilate_px: the detected mask is grown by this many pixels (inside the face) before filling,
             to cover the occluders' soft edges.
         threshold, cue: see :func:`detect_occlusion`.
+        fill: ``"classical"`` (the training-free fill of the module doc), ``"net"`` (the learned
+            inpainter of :mod:`recon3d.nn.inpaint` on the template-aligned face, fed the photo, the
+            mask and the fitted 3DMM render; hole pixels outside its aligned frame keep the classical
+            fill) or ``"auto"`` (:data:`DEFAULT_FILL` when the inpainter's weights are present, else
+            ``"classical"``).
+        inpainter: an :class:`~recon3d.nn.inpaint.Inpainter` (default: the shipped weights).
 
     Returns:
         :class:`DeoccludeResult`; its image equals the input wherever ``occlusion_mask`` is False.
@@ -463,10 +508,11 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
     Raises:
         ShapeError: ``mask`` is not ``(H, W)`` (or ``(H, W, 1|3|4)``) like ``rec.image``, or ``rec``
             has wrong shapes.
-        ValueError: an unknown ``cue``.
+        ValueError: an unknown ``cue`` or ``fill``.
         TypeError: ``rec`` is not a Reconstruction.
     """
     check_rec("deocclude()", rec)
+    fill = _resolve_fill(fill, inpainter)
     opts = tensor_opts(rec)
     fdt = numpy_dtype(opts)
     img = to_numpy(rec.image).astype(fdt)
@@ -503,6 +549,8 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
             target[untrusted] = _render_boundary_values(img, rendered, cov[..., 0], face, omega)[untrusted]
         result = poisson_paste(target, src, omega)
         result = np.where(omega[..., None], result, img)
+        if fill == "net":
+            result = _learned(rec, img, omega, result, inpainter)
     else:
         result = img.copy()
     return DeoccludeResult(image=to_device(result, opts), occlusion_mask=to_device(omega, opts),

@@ -16,6 +16,8 @@ refiners next) and the one checkpoint registry. No data generation, no training 
 * :mod:`recon3d.nn.restoration`: :class:`~recon3d.nn.restoration.FaceRestorer` (seed 002's MMRB codec with the
   StyleGAN2 prior, seed 004's reference-guided variant, the plain U-Net baseline) and
   :func:`~recon3d.nn.restoration.restore_aligned`.
+* :mod:`recon3d.nn.inpaint`: :class:`~recon3d.nn.inpaint.Inpainter`, the learned de-occlusion fill (thesis 5.3.4:
+  gated residual encoder-decoder with self-attention, the 3DMM render as input).
 * :mod:`recon3d.nn.mtcnn`: MTCNN's P-Net, R-Net and O-Net (:class:`~recon3d.nn.mtcnn.MTCNNNets`; weights
   converted from facenet-pytorch's, MIT); the cascade is :mod:`recon3d.detect.mtcnn_backend`.
 * :mod:`recon3d.nn.registry`: safetensors save/load with the configuration in the metadata, the
@@ -31,6 +33,7 @@ ships no weights (dlib's installed ``.dat`` is the source): load it with
 
 from .dcgan import DCGAN_D, DCGAN_G
 from .identity import IDENTITY_NET
+from .inpaint import INPAINTER
 from .landmarks import LANDMARK_NET
 from .mtcnn import MTCNN_NETS
 from .occluder import OCCLUDER_NET
@@ -41,6 +44,6 @@ from .stylegan2 import STYLEGAN2_D, STYLEGAN2_G
 #: every network of recon3d by registry name
 NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET, STYLEGAN2_G,
                                                           STYLEGAN2_D, DCGAN_G, DCGAN_D, RESTORER, REF_SR,
-                                                          MTCNN_NETS)}
+                                                          MTCNN_NETS, INPAINTER)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

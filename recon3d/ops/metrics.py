@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ShapeError
 
-__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance", "psnr", "ssim"]
+__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance", "psnr", "ssim", "ssim_map"]
 
 #: Normalisers understood by :func:`nme`.
 NME_NORMS = ("box",)
@@ -269,3 +269,28 @@ def ssim(a, b, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.
     smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
     out = smap.mean((2, 3)).mean(1)
     return out.cpu().numpy() if is_np else out
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, win_size: int = 11,
+             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """The SSIM map of :func:`ssim` at every pixel (the images reflection-padded by half a window),
+    averaged over the channels: ``(B, C, H, W)`` torch in, ``(B, 1, H, W)`` out, differentiable (the
+    SSIM training losses weight or select its pixels)."""
+    import torch.nn.functional as F
+
+    if a.shape != b.shape or a.ndim != 4:
+        raise ShapeError(f"ssim_map(): expected two (B, C, H, W) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    c = a.shape[1]
+    r = win_size // 2
+    win = _gaussian_window(int(win_size), sigma, a.dtype, a.device).expand(c, 1, win_size, win_size)
+
+    def filt(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), win, groups=c)
+
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a ** 2
+    var_b = filt(b * b) - mu_b ** 2
+    cov = filt(a * b) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return smap.mean(1, keepdim=True)

@@ -87,3 +87,53 @@ def test_hysteresis_grows_strong_seeds_only(rec, face):
     assert occ[core].mean() > 0.9
     assert occ[fringe].mean() > 0.5  # ...but joins the strong occluder it touches
     assert occ[lone].mean() < 0.2
+
+
+def _tiny_inpainter():
+    from recon3d.nn.inpaint import Inpainter
+
+    torch.manual_seed(0)
+    return Inpainter(res=32, widths=(4, 8, 8, 16), bottleneck=2).eval()
+
+
+def test_learned_fill_replaces_only_the_mask_and_differs_from_the_classical(rec, face):
+    m = erode(face, 6)
+    m[: m.shape[0] // 2] = False  # the lower half of the face
+    net = _tiny_inpainter()
+    a = deocclude(rec, mask=m, fill="classical")
+    b = deocclude(rec, mask=m, fill="net", inpainter=net)
+    img = rec.image.numpy()
+    assert np.array_equal(b.image.numpy()[~m], img[~m])
+    assert np.abs(b.image.numpy() - a.image.numpy())[m].mean() > 1e-3
+    assert torch.equal(b.occlusion_mask, a.occlusion_mask)
+    again = deocclude(rec, mask=m, fill="net", inpainter=net)
+    assert torch.equal(again.image, b.image)  # seeded noise: the same photo gives the same fill
+    with pytest.raises(ValueError, match="fill must be one of"):
+        deocclude(rec, mask=m, fill="gan")
+
+
+def test_auto_fill_is_classical_without_the_inpainter_weights(monkeypatch):
+    from recon3d.errors import AssetError
+
+    def missing(name):
+        raise AssetError(f"{name} missing")
+
+    monkeypatch.setattr(D, "resolve", missing)
+    assert D._resolve_fill("auto", None) == "classical"
+    assert D._resolve_fill("auto", _tiny_inpainter()) == "net"
+    assert D._resolve_fill("classical", _tiny_inpainter()) == "classical"
+
+
+def test_template_warp_round_trip():
+    from recon3d.edit._learned_fill import template_matrix, warp_affine
+    from recon3d.ops.align import TEMPLATE_68
+
+    lmk = TEMPLATE_68 * 90 + np.array([30.0, 20.0])  # a face 90 px wide at (30, 20)
+    m = template_matrix(lmk - 0.5, 64)
+    assert np.allclose((m @ np.c_[lmk - 0.5, np.ones(68)].T)[:2].T, TEMPLATE_68 * 64 - 0.5, atol=1e-6)
+    img = torch.rand(1, 3, 140, 160, generator=torch.Generator().manual_seed(0))
+    a = warp_affine(img, np.linalg.inv(m), (64, 64))
+    back = warp_affine(a, m, (140, 160), box=(40, 30, 100, 90))
+    assert back.shape == (1, 3, 60, 60)
+    smooth = torch.nn.functional.avg_pool2d(img, 3, 1, 1)[..., 30:90, 40:100]
+    assert (back - smooth).abs().mean() < (back - smooth.flip(-1)).abs().mean()

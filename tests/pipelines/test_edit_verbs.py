@@ -86,6 +86,23 @@ def test_deocclude_cli(fake_reconstruct, images, tmp_path, synth):
     assert deo_cli.main([str(images[0]), "--mask", str(mp), "--out", str(out), "-q"]) == 0
     got = np.asarray(Image.open(out / "a" / "a_occlusion_mask.png"))
     assert got.ndim == 3 and np.array_equal(got[..., 0] > 127, m > 127)
+    tiny = tmp_path / "tiny_inpainter.safetensors"
+    from recon3d.nn.inpaint import INPAINTER, Inpainter
+    from recon3d.nn.registry import save_network
+
+    save_network(Inpainter(res=32, widths=(4, 8, 8, 16), bottleneck=2), tiny, INPAINTER)
+    for fill in ("classical", "net"):
+        o = tmp_path / f"fill_{fill}"
+        assert deo_cli.main([str(images[0]), "--mask", str(mp), "--fill", fill, "--inpainter", str(tiny),
+                             "--out", str(o), "-q"]) == 0
+        assert json.loads((o / "a" / "a_deocclude.json").read_text())["fill"] == fill
+    a = np.asarray(Image.open(tmp_path / "fill_classical" / "a" / "a_deoccluded.png"))
+    b = np.asarray(Image.open(tmp_path / "fill_net" / "a" / "a_deoccluded.png"))
+    keep = m < 128
+    assert np.array_equal(a[keep], b[keep]) and not np.array_equal(a[~keep], b[~keep])
+    with pytest.raises(SystemExit) as e:
+        deo_cli.main([str(images[0]), "--fill", "gan", "--out", str(out)])
+    assert e.value.code == 2
     assert deo_cli.main([str(images[0]), str(images[1]), "--mask", str(mp), "--out", str(out)]) == 2
     assert deo_cli.main([str(images[1]), "--out", str(out), "-q"]) == 1
 
