@@ -86,7 +86,8 @@ def test_training_steps_change_the_network(tmp_path):
 def test_training_cli_trains_and_exports_and_rejects_bad_input(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    from pipelines import make_deocclusion_set, train_inpainter as cli
+    from pipelines import make_deocclusion_set
+    from pipelines import train_inpainter as cli
     from recon3d.data import deocclusion as D
     from recon3d.nn.inpaint import load_inpainter
 
