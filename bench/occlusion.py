@@ -265,7 +265,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="+", help="folders of face photos with .mat (AFLW2000-3D) or .pts (300-W) landmarks")
+    p.add_argument("data", nargs="*", help="folders of face photos with .mat (AFLW2000-3D) or .pts (300-W) landmarks")
+    p.add_argument("--from-json", nargs="+", default=None,
+                   help="print the table of earlier --json files (e.g. one per data folder run in parallel) instead")
     p.add_argument("--limit", type=int, default=None, help="at most this many images, spread over the folders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--texture-size", type=int, default=256)
@@ -285,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write per-image results here (updated after every image)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.from_json:
+        rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())]
+        print(table(rows))
+        return 0 if any("error" not in r for r in rows) else 1
     import torch
 
     torch.set_num_threads(args.threads)

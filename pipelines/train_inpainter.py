@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ssim-target", choices=("clean", "poisson"), default="clean",
                     help="SSIM term's target: the un-occluded face (default) or the thesis's Poisson pseudo-ground truth")
     ap.add_argument("--no-prior", dest="prior", action="store_false", help="no 3DMM render input (the ablation)")
+    ap.add_argument("--no-base", dest="base", action="store_false",
+                    help="predict the hole from scratch instead of correcting the Poisson blend of the render")
     ap.add_argument("--init", default=None, help="fine-tune these exported inpainter weights")
     ap.add_argument("--val-percent", type=float, default=5.0)
     ap.add_argument("--cache-dir", default=None)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                              max_steps=args.steps, clock=args.clock, eval_every=args.eval_every, seed=args.seed,
                              lambda_pix=args.lambda_pix, lambda_ssim=args.lambda_ssim, lambda_bg=args.lambda_bg,
                              lambda_id=args.lambda_id, lambda_tv=args.lambda_tv, lambda_adv=args.lambda_adv,
-                             ssim_target=args.ssim_target, prior=args.prior)
+                             ssim_target=args.ssim_target, prior=args.prior, base=args.base)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

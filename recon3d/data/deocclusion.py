@@ -25,7 +25,8 @@ photo's pose (``I_m``: the fitted albedo lit by the fitted spherical harmonics, 
 * **The Poisson pseudo-ground truth** ``I_p`` (thesis eqs. 5.10-5.11, :func:`poisson_target`): the
   render blended into the occluded face over the hole (gradients of ``I_m``, boundary values of the
   photo), the only target the thesis has for real occlusions. With synthetic occluders the true face
-  is known; the recipe uses ``I_p`` only when ``ssim_target="poisson"``.
+  is known: the recipe's SSIM term uses ``I_p`` only when ``ssim_target="poisson"``; the network takes it
+  as its starting point (:mod:`recon3d.nn.inpaint`).
 """
 
 from __future__ import annotations
@@ -348,17 +349,10 @@ def occlude_batch(faces: torch.Tensor, bank: torch.Tensor, gen: torch.Generator,
     return img.clamp(0, 1), hole
 
 
-def poisson_target(occluded: np.ndarray, render: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The thesis's pseudo-ground truth ``I_p``: ``render`` Poisson-blended into ``occluded`` over ``hole``.
+def poisson_target(occluded: torch.Tensor, render: torch.Tensor, hole: torch.Tensor,
+                   coverage: torch.Tensor) -> torch.Tensor:
+    """The thesis's pseudo-ground truth ``I_p``: the render Poisson-blended into the occluded faces over the
+    hole (:func:`recon3d.nn.inpaint.poisson_base`; NCHW in [-1, 1], masks in {0, 1})."""
+    from ..nn.inpaint import poisson_base
 
-    Args:
-        occluded: ``(H, W, 3)`` float image.
-        render: ``(H, W, 3)`` float, the 3DMM render ``I_m``.
-        hole: ``(H, W)`` bool.
-    """
-    from ..ops.poisson import poisson_paste
-
-    if not hole.any():
-        return occluded.copy()
-    out = poisson_paste(occluded, render, hole)
-    return np.where(hole[..., None], out, occluded)
+    return poisson_base(occluded, hole, render, coverage)

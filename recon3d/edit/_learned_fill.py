@@ -40,7 +40,7 @@ def warp_affine(src: torch.Tensor, out_to_src: np.ndarray, size: tuple[int, int]
 
 
 @torch.no_grad()
-def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, lmk_px: np.ndarray,
+def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, coverage: np.ndarray, lmk_px: np.ndarray,
              *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Inpaint ``hole`` of a photo with the learned fill.
 
@@ -49,6 +49,7 @@ def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, lmk_px:
         img: ``(H, W, 3)`` float photo in [0, 1].
         hole: ``(H, W)`` bool, the pixels to replace.
         render: ``(H, W, 3)`` the fitted 3DMM render ``I_m`` (0 off the face).
+        coverage: ``(H, W)`` bool, the render's face region ``M_m``.
         lmk_px: ``(68, 2)`` the photo's landmarks (0-based pixels).
         seed: seeds the hole's noise (the same photo gives the same fill).
 
@@ -77,8 +78,10 @@ def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, lmk_px:
     a_img = warp_affine(photo, inv, (S, S))
     a_prior = warp_affine(prior, inv, (S, S))
     a_hole = (warp_affine(hole_t, inv, (S, S)) > 0.25).float()
+    a_cov = (warp_affine(torch.from_numpy(coverage.astype(np.float32))[None, None], inv, (S, S)) > 0.5).float()
     gen = torch.Generator().manual_seed(int(seed))
-    out = net.inpaint((a_img * 2 - 1).to(dev), a_hole.to(dev), (a_prior * 2 - 1).to(dev), generator=gen)
+    out = net.inpaint((a_img * 2 - 1).to(dev), a_hole.to(dev), (a_prior * 2 - 1).to(dev), coverage=a_cov.to(dev),
+                      generator=gen)
     out01 = ((out.float().cpu() + 1) / 2).clamp(0, 1)
     ys, xs = np.nonzero(hole)
     filled = img.copy()

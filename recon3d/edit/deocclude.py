@@ -477,7 +477,7 @@ def _learned(rec, img: np.ndarray, omega: np.ndarray, classical: np.ndarray, inp
 
     net = inpainter if inpainter is not None else load_inpainter(device=rec.image.device)
     pred, cov, _ = model_render(rec)
-    filled, covered = net_fill(net, img, omega, pred * cov[..., None], to_numpy(rec.fit.lmk_px[0]))
+    filled, covered = net_fill(net, img, omega, pred * cov[..., None], cov, to_numpy(rec.fit.lmk_px[0]))
     return np.where(covered[..., None], filled, classical).astype(img.dtype)
 
 

@@ -49,15 +49,18 @@ def test_sunglasses_cover_the_template_eyes():
 
 
 def test_poisson_target_keeps_the_photo_outside_and_follows_the_render_inside():
-    render = np.tile(np.linspace(0, 0.6, 32)[None, :, None], (32, 1, 3))
-    occluded = render + 0.2  # the photo: the render's shading, brighter
-    hole = np.zeros((32, 32), bool)
-    hole[10:22, 8:24] = True
-    occluded[hole] = 0.0  # the occluder
-    out = D.poisson_target(occluded, render, hole)
-    assert np.array_equal(out[~hole], occluded[~hole])
-    assert np.abs(out[hole] - (render[hole] + 0.2)).max() < 1e-3  # the render's gradients, the photo's level
-    assert np.array_equal(D.poisson_target(occluded, render, np.zeros_like(hole)), occluded)
+    render = torch.linspace(-1, 0.2, 32).expand(1, 3, 32, 32).clone()
+    occluded = render + 0.4  # the photo: the render's shading, brighter
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 10:22, 8:24] = 1
+    occluded = torch.where(hole > 0, torch.full_like(occluded, -1.0), occluded)  # the occluder
+    cov = torch.ones_like(hole)
+    cov[..., :, 26:] = 0  # the render's face ends at x = 26: beyond it the render is black
+    render = render * cov - (1 - cov)
+    out = D.poisson_target(occluded, render, hole, cov)
+    inside = hole.expand_as(out) > 0
+    assert torch.equal(out[~inside], occluded[~inside])
+    assert (out - (render + 0.4))[inside].abs().max() < 2e-3  # the render's gradients, the photo's level
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from recon3d.errors import ShapeError
 from recon3d.nn.inpaint import INPAINTER, Inpainter, hole_noise
 from recon3d.nn.registry import load_network, save_network
 
-SMALL = {"res": 32, "widths": (4, 8, 8, 16), "bottleneck": 2}
+SMALL = {"res": 32, "widths": (4, 8, 8, 16), "bottleneck": 2, "base": False}
 
 
 def _inputs(b=2, s=32, seed=0):
@@ -47,6 +47,24 @@ def test_prior_is_an_input_unless_turned_off():
     ablation = Inpainter(**SMALL, prior=False).eval()
     assert ablation.head.feature.in_channels == 4
     assert ablation(img, hole).shape == img.shape
+
+
+def test_base_network_starts_from_the_poisson_blend_and_learns_a_correction():
+    from recon3d.nn.inpaint import poisson_base
+
+    img, hole, render = _inputs()
+    cov = torch.ones_like(hole)
+    net = Inpainter(**{**SMALL, "base": True}).eval()
+    assert net.head.feature.in_channels == 10 and net.config["base"]
+    base = poisson_base(img, hole, render, cov)
+    assert torch.equal(base[hole.expand_as(base) == 0], img[hole.expand_as(img) == 0])
+    out = net.inpaint(img, hole, render, coverage=cov)
+    assert torch.allclose(out, base, atol=1e-6)  # the correction starts at zero
+    with pytest.raises(ValueError, match="base"):
+        net(img, hole, render)
+    torch.nn.init.normal_(net.to_rgb.weight, std=0.1)
+    assert not torch.allclose(net.inpaint(img, hole, render, coverage=cov), base)
+    assert not Inpainter(**{**SMALL, "base": True, "prior": False}).uses_base  # the base needs the render
 
 
 def test_gradients_reach_every_parameter():

@@ -4,7 +4,7 @@ Samples: template-aligned training faces with their cached 3DMM render ``I_m`` a
 (:mod:`recon3d.data.deocclusion`), mirrored at random (face and render together), and one random
 occluder each (:func:`recon3d.data.deocclusion.occlude_batch`: bank shapes or sunglasses), seeded by
 the step, so a resumed run sees the same samples. The network gets ``I_n`` (noise in the hole),
-``M_o`` and ``I_m``; its output ``Y`` is composited (``M_o * out + (1 - M_o) * image``).
+``M_o``, ``I_m`` and (``base=True``) the Poisson blend ``I_p`` it corrects; its output ``Y`` is composited (``M_o * out + (1 - M_o) * image``).
 
 Objective, with the thesis's weights as defaults (``T`` the un-occluded face):
 
@@ -78,6 +78,8 @@ class InpaintTrainConfig(LoopConfig):
     p_sunglasses: float = 0.35
     #: the network: no 3DMM render input (the ablation)
     prior: bool = True
+    #: the network corrects the Poisson blend I_p (recon3d.nn.inpaint)
+    base: bool = True
     attention: bool = True
     widths: tuple = (16, 32, 64, 128)
     bottleneck: int = 4
@@ -197,11 +199,17 @@ class InpaintRecipe:
 
     def make_samples(self, faces_u8: torch.Tensor, renders_u8: torch.Tensor, cover: torch.Tensor,
                      gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """``(occluded, hole, render, face mask, target, noise)``: images in [-1, 1], masks in {0, 1}."""
+        """``(occluded, hole, render, face mask, target, noise, I_p)``: images in [-1, 1], masks in {0, 1};
+        ``I_p`` (:func:`~recon3d.data.deocclusion.poisson_target`) is computed when the network or the SSIM
+        term uses it, else empty."""
         t01 = faces_u8.float() / 255
         occ01, hole = occlude_batch(t01, self.bank, gen, p_sunglasses=self.cfg.p_sunglasses)
         noise = hole_noise(tuple(t01.shape), gen)
-        return occ01 * 2 - 1, hole, to_float(renders_u8), cover.float(), t01 * 2 - 1, noise
+        occ, render, face = occ01 * 2 - 1, to_float(renders_u8), cover.float()
+        ip = torch.zeros(0)
+        if (self.cfg.base and self.cfg.prior) or self.cfg.ssim_target == "poisson":
+            ip = poisson_target(occ, render, hole, face)
+        return occ, hole, render, face, t01 * 2 - 1, noise, ip
 
     def batch(self, step_in_epoch: int, step: int) -> tuple:
         ids = self.batches.indices(step)
@@ -217,36 +225,29 @@ class InpaintRecipe:
             opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
         return opts
 
-    def _ssim_target(self, occ: torch.Tensor, render: torch.Tensor, hole: torch.Tensor,
-                     target: torch.Tensor) -> torch.Tensor:
-        if self.cfg.ssim_target == "clean":
-            return target
-        out = []
-        for b in range(len(occ)):
-            o = occ[b].permute(1, 2, 0).double().cpu().numpy()
-            r = render[b].permute(1, 2, 0).double().cpu().numpy()
-            out.append(torch.from_numpy(poisson_target(o, r, hole[b, 0].cpu().numpy() > 0.5)).permute(2, 0, 1))
-        return torch.stack(out).to(occ)
+    def _g(self, G: nn.Module, occ, hole, render, noise, ip) -> torch.Tensor:
+        """The composited output of the generator."""
+        base = ip if G.uses_base else None
+        return hole * G(occ * (1 - hole) + noise * hole, hole, render, base) + (1 - hole) * occ
 
     def train_step(self, net: nn.ModuleDict, opts: dict, batch: tuple, step: int) -> dict[str, float]:
         cfg = self.cfg
         G = net["G"]
         dev = next(G.parameters()).device
-        occ, hole, render, face, target, noise = (t.to(dev) for t in batch)
-        noised = occ * (1 - hole) + noise * hole
+        occ, hole, render, face, target, noise, ip = (t.to(dev) for t in batch)
         out: dict[str, float] = {}
         adv = "D" in net and cfg.lambda_adv > 0
         if adv:
             with torch.no_grad():
-                fake = hole * G(noised, hole, render) + (1 - hole) * occ
+                fake = self._g(G, occ, hole, render, noise, ip)
             d_loss = _nonsat_d(net["D"](target), net["D"](fake))
             opts["D"].zero_grad(set_to_none=True)
             d_loss.backward()
             opts["D"].step()
             out["d_loss"] = d_loss.item()
             net["D"].requires_grad_(False)
-        y = hole * G(noised, hole, render) + (1 - hole) * occ
-        st = self._ssim_target(occ, render, hole, target)
+        y = self._g(G, occ, hole, render, noise, ip)
+        st = ip if cfg.ssim_target == "poisson" else target
         terms = inpaint_losses(y, target, hole, face, ssim_target=st, ohem=cfg.ohem)
         loss = (cfg.lambda_pix * terms["pix"] + cfg.lambda_ssim * terms["ssim"] + cfg.lambda_bg * terms["bg"]
                 + cfg.lambda_tv * terms["tv"])
@@ -276,14 +277,17 @@ class InpaintRecipe:
             return {}
         f, r, c = (torch.as_tensor(np.asarray(a)) for a in self.val)
         gen = torch.Generator().manual_seed(10 ** 6 + self.cfg.seed)  # the same occluders at every report
-        occ, hole, render, face, target, noise = (t.to(device) for t in self.make_samples(f, r, c, gen))
+        occ, hole, render, face, target, noise, ip = (t.to(device) for t in self.make_samples(f, r, c, gen))
         G = net["G"]
         was = G.training
         G.eval()
-        y = hole * G(occ * (1 - hole) + noise * hole, hole, render) + (1 - hole) * occ
+        y = self._g(G, occ, hole, render, noise, ip)
         G.train(was)
-        return {"val_psnr_hole": float(masked_psnr(y, target, hole).mean()),
-                "val_psnr_hole_input": float(masked_psnr(occ, target, hole).mean()),
+        out = {"val_psnr_hole": float(masked_psnr(y, target, hole).mean()),
+               "val_psnr_hole_input": float(masked_psnr(occ, target, hole).mean())}
+        if ip.numel():
+            out["val_psnr_hole_poisson"] = float(masked_psnr(hole * ip + (1 - hole) * occ, target, hole).mean())
+        return {**out,
                 "val_l1_hole": float(((y - target).abs() / 2 * hole).sum() / (3 * hole.sum()).clamp_min(1))}
 
     def state_dict(self) -> dict:
@@ -298,7 +302,7 @@ def build_inpainter(config: InpaintTrainConfig) -> nn.ModuleDict:
     """A fresh ``ModuleDict``: ``G`` the :class:`~recon3d.nn.inpaint.Inpainter` and, when the adversarial
     term is on, ``D`` the :class:`VGGDiscriminator`."""
     nets: dict[str, nn.Module] = {"G": Inpainter(config.res, widths=config.widths, bottleneck=config.bottleneck,
-                                                 attention=config.attention, prior=config.prior)}
+                                                 attention=config.attention, prior=config.prior, base=config.base)}
     if config.lambda_adv > 0:
         nets["D"] = VGGDiscriminator(config.res)
     return nn.ModuleDict(nets)
