@@ -77,7 +77,9 @@ def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, coverag
     hole_t = torch.from_numpy(hole.astype(np.float32))[None, None]
     a_img = warp_affine(photo, inv, (S, S))
     a_prior = warp_affine(prior, inv, (S, S))
-    a_hole = (warp_affine(hole_t, inv, (S, S)) > 0.25).float()
+    # every aligned pixel that touches the hole, grown by one more: the border values the fill starts from must
+    # be free of the occluder (a bilinear sample at the hole's edge mixes it in)
+    a_hole = F.max_pool2d((warp_affine(hole_t, inv, (S, S)) > 1e-3).float(), 3, 1, 1)
     a_cov = (warp_affine(torch.from_numpy(coverage.astype(np.float32))[None, None], inv, (S, S)) > 0.5).float()
     gen = torch.Generator().manual_seed(int(seed))
     out = net.inpaint((a_img * 2 - 1).to(dev), a_hole.to(dev), (a_prior * 2 - 1).to(dev), coverage=a_cov.to(dev),

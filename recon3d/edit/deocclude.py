@@ -549,8 +549,8 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
             target[untrusted] = _render_boundary_values(img, rendered, cov[..., 0], face, omega)[untrusted]
         result = poisson_paste(target, src, omega)
         result = np.where(omega[..., None], result, img)
-        if fill == "net":
-            result = _learned(rec, img, omega, result, inpainter)
+        if fill == "net":  # the same trusted boundary: occluder leftovers around the hole are not copied in
+            result = np.where(omega[..., None], _learned(rec, target, omega, result, inpainter), img)
     else:
         result = img.copy()
     return DeoccludeResult(image=to_device(result, opts), occlusion_mask=to_device(omega, opts),
