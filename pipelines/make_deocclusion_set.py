@@ -6,10 +6,10 @@
         --n 4000 --shard 1/2
 
 The first ``--n`` faces of ``--split`` (default ``train``; the order of
-:func:`recon3d.data.faces.load_faces` at 128 px) are each reconstructed once (fast preset) and the
-fitted 3DMM's render ``I_m`` and coverage ``M_m`` stored as uint8 chunks under ``--out``
-(:mod:`recon3d.data.deocclusion`; read with ``load_render_cache``). Occluders are pasted at training
-time, so the cache holds no occluded photo. Rerun the same command to continue a killed run, or with a
+:func:`recon3d.data.faces.load_faces` at 128 px) each get one occluder (seeded by ``--seed`` and the
+face's index: bank shapes or sunglasses), are reconstructed once with it (fast preset), and the
+occluded face, its hole, the fitted 3DMM's render ``I_m`` and coverage ``M_m`` are stored as uint8
+chunks under ``--out`` (:mod:`recon3d.data.deocclusion`; read with ``load_render_cache``). Rerun the same command to continue a killed run, or with a
 larger ``--n`` to extend it; ``--shard K/N`` lets N processes share one folder. Faces whose
 reconstruction fails are skipped and counted.
 """
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-percent", type=float, default=5.0, help="percent of photos held out (default 5)")
     ap.add_argument("--chunk", type=int, default=25, help="faces per chunk file (default 25)")
     ap.add_argument("--shard", default="0/1", help="K/N: this process does every N-th face from the K-th")
+    ap.add_argument("--seed", type=int, default=0, help="occluder seed (default 0)")
+    ap.add_argument("--p-sunglasses", type=float, default=0.35, help="share of sunglasses occluders (default 0.35)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--cache-dir", default=None, help="load_faces cache folder (default ~/.cache/recon3d/faces)")
     ap.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     try:
         made = build_render_cache(args.src, args.out, n=args.n, split=args.split, val_percent=args.val_percent,
-                                  chunk=args.chunk, shard=shard, cache_dir=args.cache_dir, progress=not args.quiet)
+                                  chunk=args.chunk, shard=shard, cache_dir=args.cache_dir, seed=args.seed,
+                                  p_sunglasses=args.p_sunglasses, progress=not args.quiet)
         cache = load_render_cache(args.out)
     except (OSError, ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,9 +6,9 @@
         --val-renders ~/.cache/recon3d/deocc/val --minutes 60 --clock cpu --out ~/.cache/recon3d/inpaint \\
         --export assets/recon3d_inpainter_128_v1.safetensors
 
-Each step pastes a random occluder (bank shapes or sunglasses) on aligned training faces, replaces the
-hole with noise and trains the network to restore the face from it, the hole mask and the face's cached
-3DMM render (recipe :mod:`recon3d.train.recipes.inpaint`: pixel, OHEM-SSIM, background, identity, TV and
+Each training face carries the occluder it was cached with (bank shapes or sunglasses); each step replaces
+the hole with noise and trains the network to restore the face from it, the hole mask and the 3DMM
+render fitted to the occluded face (recipe :mod:`recon3d.train.recipes.inpaint`: pixel, OHEM-SSIM, background, identity, TV and
 adversarial terms with the thesis's weights). ``--renders`` must come from the same ``--data`` folder and
 split (``pipelines.make_deocclusion_set``). ``OUT/last.pt`` is written every few minutes; rerunning resumes
 and ``--minutes`` is the total across runs. ``--init`` fine-tunes exported weights of the same
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.val_renders:
             vc = load_render_cache(args.val_renders)
             vf = load_faces(args.data, 128, split=vc.meta.get("split", "val"), limit=int(vc.indices.max()) + 1, **kw)
-            val = (vf.images[vc.indices].numpy(), vc.renders, vc.coverage)
+            val = (vf.images[vc.indices].numpy(), vc.occluded, vc.holes, vc.renders, vc.coverage)
     except (OSError, ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -101,6 +101,17 @@ def test_render_cache_resume_shards_and_skips(faces_dir, tmp_path, monkeypatch):
     assert len(cache) + len(cache.skipped) == 7 and len(cache.skipped) == 1
     assert cache.indices.tolist() == sorted(cache.indices.tolist())
     assert cache.renders.shape[1:] == (3, 128, 128) and cache.coverage.dtype == bool
+    assert cache.occluded.shape[1:] == (3, 128, 128) and cache.holes.any(axis=(1, 2, 3)).all()
+    # the fit saw the occluded face: the fake's render copies the occluded face's first pixel
+    assert (cache.renders[:, 0, 0, 0] == cache.occluded[:, 0, 0, 0]).all()
+    # each face's occluder is fixed by (seed, index): a rebuild elsewhere gives the same one
+    again = tmp_path / "again"
+    D.build_render_cache(faces_dir, again, n=7, **kw)
+    c2 = D.load_render_cache(again)
+    common = np.intersect1d(cache.indices, c2.indices)
+    a = {i: k for k, i in enumerate(cache.indices)}
+    b = {i: k for k, i in enumerate(c2.indices)}
+    assert all(np.array_equal(cache.holes[a[i]], c2.holes[b[i]]) for i in common)
     with pytest.raises(Recon3DError, match="other settings"):
         D.build_render_cache(faces_dir, out, n=7, split="all", **kw)
     with pytest.raises(ValueError):

@@ -62,11 +62,15 @@ def test_training_steps_change_the_network(tmp_path):
                     keys=[f"f/{i}" for i in range(n)], root=Path("."), res=32)
     cov = np.zeros((n, 1, 32, 32), bool)
     cov[:, :, 4:28, 6:26] = True
-    cache = RenderCache(indices=np.arange(n), renders=(np.random.default_rng(0).random((n, 3, 32, 32)) * 255).astype(np.uint8),
-                        coverage=cov, skipped={}, meta={})
+    holes = np.zeros((n, 1, 32, 32), bool)
+    holes[:, :, 8:16, 4:28] = True
+    occluded = np.where(holes, 10, faces.images.numpy()).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    cache = RenderCache(indices=np.arange(n), renders=(rng.random((n, 3, 32, 32)) * 255).astype(np.uint8),
+                        coverage=cov, occluded=occluded, holes=holes, skipped={}, meta={})
     cfg = InpaintTrainConfig(res=32, batch=2, max_steps=2, max_minutes=None, widths=(4, 8, 8, 16), bottleneck=2,
-                             bank_size=8, eval_every=2, log_every=1, ssim_target="poisson")
-    val = (faces.images[:2].numpy(), cache.renders[:2], cache.coverage[:2])
+                             eval_every=2, log_every=1, ssim_target="poisson")
+    val = (faces.images[:2].numpy(), occluded[:2], holes[:2], cache.renders[:2], cache.coverage[:2])
     from recon3d.train.recipes.inpaint import build_inpainter
 
     torch.manual_seed(cfg.seed)
@@ -79,8 +83,10 @@ def test_training_steps_change_the_network(tmp_path):
     for k in ("train_pix", "train_ssim", "train_id", "train_d_loss", "val_psnr_hole", "val_psnr_hole_input"):
         assert np.isfinite(rec[k]), k
     assert (tmp_path / "run" / "last.pt").is_file()
+    assert rec["val_psnr_hole_poisson"] > rec["val_psnr_hole_input"]  # the Poisson start beats the occluder
     with pytest.raises(ValueError, match="fewer than one batch"):
-        train_inpainter(faces, RenderCache(np.arange(1), cache.renders[:1], cov[:1], {}, {}), tmp_path / "x", cfg)
+        train_inpainter(faces, RenderCache(np.arange(1), cache.renders[:1], cov[:1], occluded[:1], holes[:1], {}, {}),
+                        tmp_path / "x", cfg)
 
 
 def test_training_cli_trains_and_exports_and_rejects_bad_input(tmp_path, monkeypatch, capsys):

@@ -1,9 +1,10 @@
 """Recipe: the learned de-occlusion fill ``N_G`` (:mod:`recon3d.nn.inpaint`, thesis 5.3.4) on the one loop.
 
-Samples: template-aligned training faces with their cached 3DMM render ``I_m`` and coverage ``M_m``
-(:mod:`recon3d.data.deocclusion`), mirrored at random (face and render together), and one random
-occluder each (:func:`recon3d.data.deocclusion.occlude_batch`: bank shapes or sunglasses), seeded by
-the step, so a resumed run sees the same samples. The network gets ``I_n`` (noise in the hole),
+Samples: template-aligned training faces with their cached occluder (bank shapes or sunglasses), the
+hole ``M_o``, and the 3DMM render ``I_m`` and coverage ``M_m`` fitted to the occluded face
+(:mod:`recon3d.data.deocclusion`: a render fitted to the clean face would leak the hidden region),
+mirrored at random (all together); the hole's noise is drawn per step, seeded by the step, so a
+resumed run sees the same samples. The network gets ``I_n`` (noise in the hole),
 ``M_o``, ``I_m`` and (``base=True``) the Poisson blend ``I_p`` it corrects; its output ``Y`` is composited (``M_o * out + (1 - M_o) * image``).
 
 Objective, with the thesis's weights as defaults (``T`` the un-occluded face):
@@ -35,9 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.augment import to_float
-from ...data.deocclusion import RenderCache, occlude_batch, poisson_target
+from ...data.deocclusion import RenderCache, poisson_target
 from ...data.faces import FaceBatches, FaceSet
-from ...data.occluders import shape_bank
 from ...nn.identity import aligned_chip_matrix, extract_chip, identity_distance, load_identity_net
 from ...nn.inpaint import INPAINTER, Inpainter, hole_noise
 from ...nn.registry import load_network
@@ -75,7 +75,6 @@ class InpaintTrainConfig(LoopConfig):
     #: share of the hole's pixels the SSIM term keeps (the hardest ones)
     ohem: float = 0.5
     ssim_target: str = "clean"
-    p_sunglasses: float = 0.35
     #: the network: no 3DMM render input (the ablation)
     prior: bool = True
     #: the network corrects the Poisson blend I_p (recon3d.nn.inpaint)
@@ -83,8 +82,6 @@ class InpaintTrainConfig(LoopConfig):
     attention: bool = True
     widths: tuple = (16, 32, 64, 128)
     bottleneck: int = 4
-    #: shapes in the occluder bank
-    bank_size: int = 512
 
 
 class VGGDiscriminator(nn.Module):
@@ -158,8 +155,9 @@ class InpaintRecipe:
         faces: the face set the cache was built from (``load_faces(dir, 128, split=...)``).
         cache: its :class:`~recon3d.data.deocclusion.RenderCache`.
         config: the run's settings.
-        val: optional ``(faces uint8 (N, 3, S, S), renders uint8, coverage bool)`` held-out faces scored
-            (PSNR in the hole, fixed occluders) in each history record.
+        val: optional ``(faces uint8 (N, 3, S, S), occluded uint8, holes bool, renders uint8, coverage bool)``
+            held-out faces (a :class:`~recon3d.data.deocclusion.RenderCache` of the val split) scored (PSNR in
+            the hole) in each history record.
     """
 
     def __init__(self, faces: FaceSet, cache: RenderCache, config: InpaintTrainConfig, *, val=None,
@@ -178,9 +176,10 @@ class InpaintRecipe:
         self.images = imgs
         self.renders = torch.as_tensor(cache.renders)
         self.coverage = torch.as_tensor(cache.coverage)
+        self.occluded = torch.as_tensor(cache.occluded)
+        self.holes = torch.as_tensor(cache.holes)
         sub = FaceSet(images=imgs, keys=[faces.keys[i] for i in cache.indices.tolist()], root=faces.root, res=faces.res)
         self.batches = FaceBatches(sub, config.batch, config.seed)
-        self.bank = torch.as_tensor(shape_bank(config.bank_size, config.res, seed=config.seed, frames=True))
         self.val = val
         self.idnet = identity_net
         if self.idnet is None and config.lambda_id > 0:
@@ -197,27 +196,25 @@ class InpaintRecipe:
     def start_epoch(self, epoch: int, step_in_epoch: int) -> int | None:
         return None
 
-    def make_samples(self, faces_u8: torch.Tensor, renders_u8: torch.Tensor, cover: torch.Tensor,
-                     gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def make_samples(self, faces_u8: torch.Tensor, occluded_u8: torch.Tensor, holes: torch.Tensor,
+                     renders_u8: torch.Tensor, cover: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         """``(occluded, hole, render, face mask, target, noise, I_p)``: images in [-1, 1], masks in {0, 1};
         ``I_p`` (:func:`~recon3d.data.deocclusion.poisson_target`) is computed when the network or the SSIM
         term uses it, else empty."""
-        t01 = faces_u8.float() / 255
-        occ01, hole = occlude_batch(t01, self.bank, gen, p_sunglasses=self.cfg.p_sunglasses)
-        noise = hole_noise(tuple(t01.shape), gen)
-        occ, render, face = occ01 * 2 - 1, to_float(renders_u8), cover.float()
+        target, occ, hole = to_float(faces_u8), to_float(occluded_u8), holes.float()
+        noise = hole_noise(tuple(target.shape), gen)
+        render, face = to_float(renders_u8), cover.float()
         ip = torch.zeros(0)
         if (self.cfg.base and self.cfg.prior) or self.cfg.ssim_target == "poisson":
             ip = poisson_target(occ, render, hole, face)
-        return occ, hole, render, face, t01 * 2 - 1, noise, ip
+        return occ, hole, render, face, target, noise, ip
 
     def batch(self, step_in_epoch: int, step: int) -> tuple:
         ids = self.batches.indices(step)
         gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + step)
         flip = (torch.rand(len(ids), generator=gen) < 0.5)[:, None, None, None]
-        f, r, c = self.images[ids], self.renders[ids], self.coverage[ids]
-        f, r, c = (torch.where(flip, t.flip(3), t) for t in (f, r, c))
-        return self.make_samples(f, r, c, gen)
+        parts = (self.images[ids], self.occluded[ids], self.holes[ids], self.renders[ids], self.coverage[ids])
+        return self.make_samples(*(torch.where(flip, t.flip(3), t) for t in parts), gen)
 
     def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
         opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
@@ -275,9 +272,9 @@ class InpaintRecipe:
     def report(self, net: nn.ModuleDict, device: torch.device) -> dict:
         if self.val is None:
             return {}
-        f, r, c = (torch.as_tensor(np.asarray(a)) for a in self.val)
-        gen = torch.Generator().manual_seed(10 ** 6 + self.cfg.seed)  # the same occluders at every report
-        occ, hole, render, face, target, noise, ip = (t.to(device) for t in self.make_samples(f, r, c, gen))
+        parts = (torch.as_tensor(np.asarray(a)) for a in self.val)
+        gen = torch.Generator().manual_seed(10 ** 6 + self.cfg.seed)  # the same noise at every report
+        occ, hole, render, face, target, noise, ip = (t.to(device) for t in self.make_samples(*parts, gen))
         G = net["G"]
         was = G.training
         G.eval()
