@@ -8,9 +8,9 @@
 Per image, into ``OUT/<stem>/``: ``<stem>_deoccluded.png``, ``<stem>_occlusion_mask.png`` (white =
 replaced), ``<stem>_face_mask.png`` (rendered 3DMM face region), ``<stem>_rendered.png`` (the relit
 3D face used as the fill) and ``<stem>_deocclude.json``. ``--mask`` (one input only) replaces the
-automatic detection; any non-black pixel is occluded. ``--fill`` picks the learned inpainter (``net``, the
-default when its weights are present: it fills from the surrounding face and the fitted 3DMM render,
-never from the occluder's colours) or the training-free fill (``classical``). The folder is written atomically. One bad
+automatic detection; any non-black pixel is occluded. ``--fill`` picks the learned inpainter (``net``: it fills
+from the surrounding face and the fitted 3DMM render, never from the occluder's colours) or the
+training-free fill (``classical``, the default: the shipped inpainter does not beat it yet). The folder is written atomically. One bad
 image never stops a batch; ``--resume``, ``--manifest``, ``--engine`` as in ``pipelines.reconstruct``. Exit codes: 0 all succeeded, 1 some failed, 2 usage error.
 """
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default auto: both when the network's weights are present)")
     p.add_argument("--fill", choices=("auto", "net", "classical"), default="auto",
                    help="how the occluded pixels are filled: the learned inpainter (net), the training-free 3D render + "
-                        "Poisson fill (classical), or auto (net when its weights are present)")
+                        "Poisson fill (classical), or auto (recon3d.edit.deocclude.DEFAULT_FILL, today classical)")
     p.add_argument("--inpainter", default=None, help="inpainter weights for --fill net (default: the shipped ones)")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset")

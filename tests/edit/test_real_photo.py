@@ -39,3 +39,24 @@ def test_deocclude_astronaut_keeps_outside(rec):
     assert torch.equal(res.image[keep], rec.image[keep])
     # a clean frontal face: only a small part is called occluded
     assert res.occlusion_mask.sum() < 0.15 * res.face_mask.sum()
+
+
+def test_learned_fill_on_astronaut_ignores_the_occluders_colour(rec):
+    """The shipped inpainter on a black bar over the mouth: pixels outside the mask are the input's, and the
+    fill is face-coloured, not the bar's black (the network sees noise where the occluder is)."""
+    from dataclasses import replace
+
+    img = rec.image.clone()
+    lmk = rec.fit.lmk_px[0].numpy()
+    x0, y0 = lmk[48:68].min(0).astype(int) - 4
+    x1, y1 = lmk[48:68].max(0).astype(int) + 4
+    mask = torch.zeros(img.shape[:2], dtype=torch.bool)
+    mask[y0:y1, x0:x1] = True
+    img[mask] = 0.0
+    occluded = replace(rec, image=img)
+    res = deocclude(occluded, mask=mask, fill="net")
+    assert torch.equal(res.image[~mask], img[~mask])
+    filled = res.image[mask]
+    skin = rec.image[erode(res.face_mask.numpy(), 5) & ~mask.numpy()].mean(0)
+    assert filled.mean() > 0.5 * skin.mean()  # not the bar's black
+    assert (filled.mean(0) - rec.image[mask].mean(0)).abs().max() < 0.15  # close to the real mouth region's colour
