@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ops.align import TEMPLATE_68, similarity_transform
+from ._common import to_numpy
 
 __all__ = ["template_matrix", "warp_affine", "net_fill"]
 
@@ -84,14 +85,14 @@ def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, coverag
     gen = torch.Generator().manual_seed(int(seed))
     out = net.inpaint((a_img * 2 - 1).to(dev), a_hole.to(dev), (a_prior * 2 - 1).to(dev), coverage=a_cov.to(dev),
                       generator=gen)
-    out01 = ((out.float().cpu() + 1) / 2).clamp(0, 1)
+    out01 = ((out.float() + 1) / 2).clamp(0, 1)
     ys, xs = np.nonzero(hole)
     filled = img.copy()
     covered = np.zeros_like(hole)
     if not len(ys):
         return filled, covered
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    back = warp_affine(torch.cat([out01, torch.ones(1, 1, S, S)], 1), m, (H, W), box=box)[0].numpy()
+    back = to_numpy(warp_affine(torch.cat([out01, torch.ones(1, 1, S, S, device=out01.device)], 1), m, (H, W), box=box)[0])
     x0, y0, x1, y1 = box
     inside = (back[3] > 0.999) & hole[y0:y1, x0:x1]
     region = filled[y0:y1, x0:x1]
