@@ -296,3 +296,45 @@ def setup_torch(threads: int | None, device: str) -> int | None:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return None
+
+
+def training_progress(args, desc: str, keys: tuple[str, ...]):
+    """The progress bar of the training verbs (steps with ``--steps``, else seconds of ``--minutes``; off with
+    ``--quiet``): ``(bar or None, progress callback for the loop, log function)``; the loop's record lines go
+    above the bar, its other lines to the debug log."""
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = (tqdm(total=args.steps, desc=desc, unit="step") if args.steps else
+               tqdm(total=round(args.minutes * 60), desc=desc, unit="s",
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}"))
+
+    def progress(info: dict) -> None:
+        if bar is not None:
+            bar.n = info["step"] if args.steps else min(round(info["seconds"]), bar.total)
+            st = info.get("stats", {})
+            bar.set_postfix_str(f"step {info['step']} " + " ".join(f"{k} {st[k]:.3f}" for k in keys if k in st),
+                                refresh=True)
+
+    def say(msg: str) -> None:
+        (bar.write if bar is not None and ": train loss" in msg else logging.getLogger("pipelines").debug)(msg)
+
+    return bar, progress, say
+
+
+def training_meta(verb: str, argv: list[str] | None, result, **extra) -> dict:
+    """The training summary written into exported weights: steps, minutes, the last record's ``val_`` numbers,
+    the exact command, torch's version, and ``extra``."""
+    import shlex
+
+    import torch
+
+    last = result.history[-1] if result.history else {}
+    return {"steps": result.step, "minutes": round(result.seconds / 60, 1), **extra,
+            **{k: v for k, v in last.items() if k.startswith("val_")},
+            "licence": "trained on the given faces: inherits their licence (faces-128 / UTKFace: non-commercial "
+                       "research only)",
+            "command": f"python -m pipelines.{verb} " + " ".join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+            "torch": torch.__version__}

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 from pathlib import Path
 
-from ._cli import setup_logging, setup_torch
+from ._cli import setup_logging, setup_torch, training_meta, training_progress
 
 log = logging.getLogger("pipelines.train_inpainter")
 
@@ -63,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
 
-    import torch
 
     from recon3d.errors import Recon3DError
 
@@ -93,23 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                              lambda_pix=args.lambda_pix, lambda_ssim=args.lambda_ssim, lambda_bg=args.lambda_bg,
                              lambda_id=args.lambda_id, lambda_tv=args.lambda_tv, lambda_adv=args.lambda_adv,
                              ssim_target=args.ssim_target, prior=args.prior, base=args.base)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = (tqdm(total=args.steps, desc="train inpainter", unit="step") if args.steps else
-               tqdm(total=round(args.minutes * 60), desc="train inpainter", unit="s",
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}"))
-
-    def progress(info: dict) -> None:
-        if bar is not None:
-            bar.n = info["step"] if args.steps else min(round(info["seconds"]), bar.total)
-            st = info.get("stats", {})
-            bar.set_postfix_str(f"step {info['step']} " + " ".join(f"{k} {st[k]:.3f}" for k in ("pix", "ssim", "id")
-                                                                    if k in st), refresh=True)
-
-    def say(msg: str) -> None:
-        (bar.write if bar is not None and ": train loss" in msg else log.debug)(msg)
+    bar, progress, say = training_progress(args, "train inpainter", ("pix", "ssim", "id"))
 
     try:
         res = train_inpainter(faces, cache, args.out, cfg, init=args.init, val=val, device=args.device, log_fn=say,
@@ -121,15 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     if args.export:
-        last = res.history[-1] if res.history else {}
-        meta = {"steps": res.step, "minutes": round(res.seconds / 60, 1), "clock": args.clock,
-                "n_train_faces": len(cache), "training_data": args.data,
-                **{k: v for k, v in last.items() if k.startswith("val_")},
-                "licence": "trained on the given faces: inherits their licence (faces-128 / UTKFace: non-commercial "
-                           "research only)",
-                "command": "python -m pipelines.train_inpainter " + " ".join(
-                    shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-                "torch": torch.__version__, "device": args.device}
+        meta = training_meta("train_inpainter", argv, res, clock=args.clock, n_train_faces=len(cache),
+                             training_data=args.data, device=args.device)
         out = Path(args.export)
         out.parent.mkdir(parents=True, exist_ok=True)
         save_network(res.net["G"], out, INPAINTER, meta=meta)

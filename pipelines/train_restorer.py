@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 from pathlib import Path
 
-from ._cli import setup_logging, setup_torch
+from ._cli import setup_logging, setup_torch, training_meta, training_progress
 
 log = logging.getLogger("pipelines.train_restorer")
 
@@ -60,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
 
-    import torch
 
     from recon3d.errors import Recon3DError
 
@@ -88,23 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                              eval_every=args.eval_every, seed=args.seed, lambda_g=args.lambda_g,
                              lambda_l=args.lambda_l, lambda_l1=args.lambda_l1, lambda_fm=args.lambda_fm,
                              lambda_fp=args.lambda_fp)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = (tqdm(total=args.steps, desc=f"train {args.variant}", unit="step") if args.steps else
-               tqdm(total=round(args.minutes * 60), desc=f"train {args.variant}", unit="s",
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}"))
-
-    def progress(info: dict) -> None:
-        if bar is not None:
-            bar.n = info["step"] if args.steps else min(round(info["seconds"]), bar.total)
-            st = info.get("stats", {})
-            bar.set_postfix_str(f"step {info['step']} " + " ".join(f"{k} {st[k]:.3f}" for k in ("l1", "fp", "d_loss")
-                                                                    if k in st), refresh=True)
-
-    def say(msg: str) -> None:
-        (bar.write if bar is not None and ": train loss" in msg else log.debug)(msg)
+    bar, progress, say = training_progress(args, f"train {args.variant}", ("l1", "fp", "d_loss"))
 
     try:
         res = train_restorer(faces, args.out, cfg, init=args.init, prior=args.prior, val_faces=val,
@@ -116,15 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     if args.export:
-        last = res.history[-1] if res.history else {}
-        meta = {"variant": args.variant, "res": args.res, "steps": res.step, "minutes": round(res.seconds / 60, 1),
-                "clock": args.clock, "n_train_faces": len(faces), "training_data": args.data,
-                **{k: v for k, v in last.items() if k.startswith("val_")},
-                "licence": "trained on the given faces: inherits their licence (faces-128 / UTKFace: non-commercial "
-                           "research only)",
-                "command": "python -m pipelines.train_restorer " + " ".join(
-                    shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-                "torch": torch.__version__, "device": args.device}
+        meta = training_meta("train_restorer", argv, res, variant=args.variant, res=args.res, clock=args.clock,
+                             n_train_faces=len(faces), training_data=args.data, device=args.device)
         out = Path(args.export)
         out.parent.mkdir(parents=True, exist_ok=True)
         save_network(res.net["G"], out, REF_SR if args.variant == "refsr" else RESTORER, meta=meta)

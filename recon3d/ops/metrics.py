@@ -219,6 +219,15 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device) -> tor
     return (g[:, None] * g[None, :]).to(dtype=dtype, device=device)
 
 
+def _ssim_map(a: torch.Tensor, b: torch.Tensor, filt, c1: float, c2: float) -> torch.Tensor:
+    """The per-pixel SSIM of two images, their local statistics taken with the window ``filt``."""
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a ** 2
+    var_b = filt(b * b) - mu_b ** 2
+    cov = filt(a * b) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+
+
 def ssim(a, b, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5, k1: float = 0.01,
          k2: float = 0.03):
     """Structural similarity per image (Wang et al. 2004), averaged over the channels.
@@ -261,12 +270,7 @@ def ssim(a, b, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, win, groups=c)
 
-    mu_a, mu_b = filt(ta), filt(tb)
-    var_a = filt(ta * ta) - mu_a ** 2
-    var_b = filt(tb * tb) - mu_b ** 2
-    cov = filt(ta * tb) - mu_a * mu_b
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    smap = _ssim_map(ta, tb, filt, (k1 * data_range) ** 2, (k2 * data_range) ** 2)
     out = smap.mean((2, 3)).mean(1)
     return out.cpu().numpy() if is_np else out
 
@@ -287,10 +291,4 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, win_s
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), win, groups=c)
 
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a ** 2
-    var_b = filt(b * b) - mu_b ** 2
-    cov = filt(a * b) - mu_a * mu_b
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return smap.mean(1, keepdim=True)
+    return _ssim_map(a, b, filt, (k1 * data_range) ** 2, (k2 * data_range) ** 2).mean(1, keepdim=True)
