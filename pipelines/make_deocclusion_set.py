@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from recon3d.data.deocclusion import build_render_cache, load_render_cache
+    from recon3d.data.deocclusion import build_render_cache, render_cache_size
     from recon3d.errors import Recon3DError
 
     torch.set_num_threads(max(1, args.threads))
@@ -68,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         made = build_render_cache(args.src, args.out, n=args.n, split=args.split, val_percent=args.val_percent,
                                   chunk=args.chunk, shard=shard, cache_dir=args.cache_dir, seed=args.seed,
                                   p_sunglasses=args.p_sunglasses, progress=not args.quiet)
-        cache = load_render_cache(args.out)
+        n_ok, n_skipped = render_cache_size(args.out)
     except (OSError, ValueError, Recon3DError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if not n_ok:
+        print(f"error: {args.out}: the render cache holds no face yet ({n_skipped} skipped)", file=sys.stderr)
+        return 1
     if not args.quiet:
-        print(f"done: {made} faces computed now; the cache holds {len(cache)} renders, {len(cache.skipped)} "
+        print(f"done: {made} faces computed now; the cache holds {n_ok} renders, {n_skipped} "
               f"skipped -> {args.out}")
     return 0
 

@@ -48,11 +48,12 @@ import torch.nn.functional as F
 
 from ..errors import Recon3DError
 from ..io.atomic import atomic_file, clean_stale_temps
+from ..nn.inpaint import poisson_base
 from ..ops.align import TEMPLATE_68
 from .degrade import same_settings
 
 __all__ = ["RenderCache", "render_prior", "build_render_cache", "load_render_cache", "occlude_batch",
-           "sunglasses_masks", "poisson_target", "occlude_one", "CACHE_VERSION", "SOURCE_RES", "PAD"]
+           "sunglasses_masks", "poisson_target", "occlude_one", "render_cache_size", "CACHE_VERSION", "SOURCE_RES", "PAD"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,27 @@ def _read_chunk(path: Path) -> dict[int, dict] | None:
         return None
 
 
+def _chunk_index(path: Path) -> tuple[list[int], list[int]]:
+    """``(indices, skipped indices)`` of one chunk, read without its images (``[], []`` when unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["indices"].tolist(), z["skipped_indices"].tolist()
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("render cache: ignoring an unreadable chunk %s (%s)", path, e)
+        return [], []
+
+
+def render_cache_size(out_dir: str | os.PathLike) -> tuple[int, int]:
+    """``(faces, skipped faces)`` in a :func:`build_render_cache` folder, counted from the chunks' indices only."""
+    ok: set[int] = set()
+    skipped: set[int] = set()
+    for p in _chunks(Path(out_dir).expanduser()):
+        a, b = _chunk_index(p)
+        ok.update(a)
+        skipped.update(b)
+    return len(ok), len(skipped - ok)
+
+
 def _write_chunk(path: Path, results: dict[int, dict], res: int) -> None:
     ok = sorted(i for i, r in results.items() if "skipped" not in r)
     sk = sorted(i for i, r in results.items() if "skipped" in r)
@@ -215,9 +237,8 @@ def build_render_cache(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
             json.dump(config, fh, indent=1, sort_keys=True)
     done_idx: set[int] = set()
     for p in _chunks(out):
-        got = _read_chunk(p)
-        if got:
-            done_idx.update(got)
+        a, b = _chunk_index(p)
+        done_idx.update(a + b)
     todo = [i for i in range(len(fs)) if i % m == k and i not in done_idx]
     from tqdm import tqdm
 
@@ -383,6 +404,4 @@ def poisson_target(occluded: torch.Tensor, render: torch.Tensor, hole: torch.Ten
                    coverage: torch.Tensor) -> torch.Tensor:
     """The thesis's pseudo-ground truth ``I_p``: the render Poisson-blended into the occluded faces over the
     hole (:func:`recon3d.nn.inpaint.poisson_base`; NCHW in [-1, 1], masks in {0, 1})."""
-    from ..nn.inpaint import poisson_base
-
     return poisson_base(occluded, hole, render, coverage)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ops.align import TEMPLATE_68, similarity_transform
+from ..ops.metrics import gaussian_window
 from ._common import to_numpy
 
 __all__ = ["template_matrix", "warp_affine", "net_fill"]
@@ -69,10 +70,7 @@ def net_fill(net, img: np.ndarray, hole: np.ndarray, render: np.ndarray, coverag
     if scale < 0.5:  # shrinking more than 2x: low-pass first so the bilinear samples do not alias
         sigma = 0.5 / scale
         k = int(2 * round(2 * sigma) + 1)
-        r = torch.arange(k, dtype=torch.float32) - k // 2
-        g = torch.exp(-0.5 * (r / sigma) ** 2)
-        g = (g / g.sum())
-        kern = (g[:, None] * g[None, :]).expand(3, 1, k, k)
+        kern = gaussian_window(k, sigma).expand(3, 1, k, k)
         photo = F.conv2d(F.pad(photo, (k // 2,) * 4, mode="replicate"), kern, groups=3)
         prior = F.conv2d(F.pad(prior, (k // 2,) * 4, mode="replicate"), kern, groups=3)
     hole_t = torch.from_numpy(hole.astype(np.float32))[None, None]

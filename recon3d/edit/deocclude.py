@@ -462,6 +462,8 @@ def _resolve_fill(fill: str, inpainter) -> str:
         return fill
     if inpainter is not None:
         return "net"
+    if DEFAULT_FILL == "classical":
+        return "classical"
     from ..nn.inpaint import INPAINTER_ASSET
 
     try:
@@ -471,13 +473,14 @@ def _resolve_fill(fill: str, inpainter) -> str:
     return DEFAULT_FILL
 
 
-def _learned(rec, img: np.ndarray, omega: np.ndarray, classical: np.ndarray, inpainter) -> np.ndarray:
-    """The learned fill inside ``omega`` where the aligned frame covers it, ``classical`` elsewhere."""
+def _learned(rec, img: np.ndarray, omega: np.ndarray, classical: np.ndarray, inpainter, model=None) -> np.ndarray:
+    """The learned fill inside ``omega`` where the aligned frame covers it, ``classical`` elsewhere;
+    ``model``: the ``(pred, coverage)`` of :func:`model_render` when already rendered."""
     from ..nn.inpaint import load_inpainter
     from ._learned_fill import net_fill
 
     net = inpainter if inpainter is not None else load_inpainter(device=rec.image.device)
-    pred, cov, _ = model_render(rec)
+    pred, cov = model if model is not None else model_render(rec)[:2]
     filled, covered = net_fill(net, img, omega, pred * cov[..., None], cov, to_numpy(rec.fit.lmk_px[0]))
     return np.where(covered[..., None], filled, classical).astype(img.dtype)
 
@@ -525,10 +528,12 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         if um.ndim == 3:
             um = um[..., 0]
         occ = um > 0.5 if um.dtype != bool else um.copy()
-        face = _render_model(rec)[2]
+        _, pred_m, face, _ = _render_model(rec)
+        model = (pred_m, face)
         omega = occ
         score = None
     else:
+        model = None
         est = detect_occlusion(rec, threshold=threshold, cue=cue)
         face = to_numpy(est.face_mask)
         occ = to_numpy(est.occlusion_mask)
@@ -551,7 +556,7 @@ def deocclude(rec, *, mask=None, texture_size: int | None = None, dilate_px: int
         result = poisson_paste(target, src, omega)
         result = np.where(omega[..., None], result, img)
         if fill == "net":  # the same trusted boundary: occluder leftovers around the hole are not copied in
-            result = np.where(omega[..., None], _learned(rec, target, omega, result, inpainter), img)
+            result = _learned(rec, target, omega, result, inpainter, model)
     else:
         result = img.copy()
     return DeoccludeResult(image=to_device(result, opts), occlusion_mask=to_device(omega, opts),

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ShapeError
 
-__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance", "psnr", "ssim", "ssim_map"]
+__all__ = ["NME_NORMS", "nme", "frechet_distance", "kernel_distance", "psnr", "ssim", "ssim_map", "gaussian_window"]
 
 #: Normalisers understood by :func:`nme`.
 NME_NORMS = ("box",)
@@ -212,7 +212,8 @@ def psnr(a, b, *, data_range: float = 1.0, max_db: float = 100.0):
     return out.cpu().numpy() if is_np else out
 
 
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device) -> torch.Tensor:
+def gaussian_window(size: int, sigma: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """A normalised ``(size, size)`` Gaussian kernel (``sigma`` pixels), centred on the middle pixel."""
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-0.5 * (r / sigma) ** 2)
     g = g / g.sum()
@@ -265,7 +266,7 @@ def ssim(a, b, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.
     n, c, h, w = ta.shape
     if h < win_size or w < win_size:
         raise ShapeError(f"ssim(): images must be at least {win_size}x{win_size}, got {h}x{w}")
-    win = _gaussian_window(int(win_size), sigma, ta.dtype, ta.device).expand(c, 1, win_size, win_size)
+    win = gaussian_window(int(win_size), sigma, ta.dtype, ta.device).expand(c, 1, win_size, win_size)
 
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, win, groups=c)
@@ -286,7 +287,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, win_s
         raise ShapeError(f"ssim_map(): expected two (B, C, H, W) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     c = a.shape[1]
     r = win_size // 2
-    win = _gaussian_window(int(win_size), sigma, a.dtype, a.device).expand(c, 1, win_size, win_size)
+    win = gaussian_window(int(win_size), sigma, a.dtype, a.device).expand(c, 1, win_size, win_size)
 
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), win, groups=c)
