@@ -97,6 +97,32 @@ def check_restorer(args) -> int | None:
     return None
 
 
+def add_refine(p: argparse.ArgumentParser) -> None:
+    """``--refine {none,net}`` / ``--refiner``: the learned rotation refiner of :mod:`recon3d.nn.rotate_refine`."""
+    from recon3d.edit.rotate import DEFAULT_REFINE, REFINE_MODES
+
+    p.add_argument("--refine", choices=REFINE_MODES, default=DEFAULT_REFINE,
+                   help=f"refine every rotated view with the learned refiner ('net'; default {DEFAULT_REFINE!r})")
+    p.add_argument("--refiner", default=None, metavar="PATH",
+                   help="rotation refiner weights for --refine net (.safetensors; default: the shipped refiner)")
+
+
+def check_refiner(args) -> int | None:
+    """With ``--refine net``: load (and cache) the refiner now, so that missing or bad weights fail once, before
+    any work: 1 after a one-line error; else ``None``."""
+    if getattr(args, "refine", "none") != "net":
+        return None
+    from recon3d.errors import Recon3DError
+    from recon3d.nn.rotate_refine import load_rotation_refiner
+
+    try:
+        load_rotation_refiner(args.refiner, device=args.device)
+    except Recon3DError as e:
+        print(f"error: --refine net: {e}", file=sys.stderr)
+        return 1
+    return None
+
+
 def prepare(args, out_root) -> int | None:
     """The checks every batch verb does before any work, and the run-time settings: ``--device``
     exists here, ``--max-pixels`` is positive, ``out_root`` can be written, the batch options are

@@ -8,7 +8,7 @@ Per image, into ``OUT/<stem>/``: one PNG per pose (``<stem>_yaw+15_pitch+0.png``
 changes of pose, or the target pose with ``--absolute``), ``<stem>_frontal.png`` with
 ``--frontalize``, ``<stem>_grid.png`` (input then every pose, side by side), ``<stem>_turntable.gif``
 with ``--gif``, the rotated meshes ``<stem>_yaw+15_pitch+0.obj`` (model frame, with the completed
-texture) and ``<stem>_rotate.json``, atomically; ``--restore`` refines every rendered view (edit.restore).
+texture) and ``<stem>_rotate.json``, atomically; ``--refine net`` corrects every view (learned refiner), ``--restore`` restores them.
 One bad image never stops a batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
 """
 
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_batch, add_common, add_restore, check_job_folder, check_restorer  # isort: skip
+from pipelines._cli import DEMOS, add_batch, add_common, add_refine, add_restore, check_job_folder, check_refiner, check_restorer  # isort: skip
 from pipelines._cli import collect_jobs, describe_input, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
 
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
     p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
+    add_refine(p)
     add_restore(p, "of every rendered view")
     add_common(p)
     add_batch(p)
@@ -79,11 +80,11 @@ def _process(src, stem: str, args, model, out_root: Path):
     cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast, max_pixels=args.max_pixels)
     rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     poses = [(y, p) for p in args.pitch for y in (args.yaw if args.yaw is not None else [-30.0, -15.0, 0.0, 15.0, 30.0])]
-    results = rotate_views(rec, poses, absolute=args.absolute, blend=not args.no_blend)
+    results = rotate_views(rec, poses, absolute=args.absolute, **(kw := dict(blend=not args.no_blend, refine=args.refine, refiner=args.refiner)))
     refine = (lambda v: restore_views(rec, v, weights=args.restore_weights, device=args.device)) if args.restore else (lambda v: v)
     results = refine(results)
     with atomic_dir(out_root / stem) as out:  # the folder appears complete, or not at all
-        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "restored": args.restore, "outputs": []}
+        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "refine": args.refine, "restored": args.restore, "outputs": []}
         for (yaw, pitch), r in zip(poses, results, strict=True):
             name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
             save_image(out / f"{name}.png", r.image)
@@ -96,7 +97,7 @@ def _process(src, stem: str, args, model, out_root: Path):
             record["outputs"].append(entry)
         grid_imgs = [rec.image] + [r.image for r in results]
         if args.frontalize:
-            f = refine([frontalize(rec, blend=not args.no_blend)])[0]
+            f = refine([frontalize(rec, **kw)])[0]
             save_image(out / f"{stem}_frontal.png", f.image)
             record["frontal"] = {"image": f"{stem}_frontal.png", "pose_deg": f.pose_deg.tolist()}
             grid_imgs.append(f.image)
@@ -130,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 16 <= args.grid_size <= 4096 or not 16 <= args.texture_size <= 8192:
         print("error: --grid-size must be within [16, 4096] and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
-
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root)) is not None or (rc := check_restorer(args)) is not None:
+    if (rc := prepare(args, out_root) or check_restorer(args) or check_refiner(args)) is not None:
         return rc
     from recon3d.errors import Recon3DError
 

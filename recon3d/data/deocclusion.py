@@ -38,7 +38,6 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from ..errors import Recon3DError
 from ..io.atomic import atomic_file, clean_stale_temps
 from ..nn.inpaint import poisson_base
 from ..ops.align import TEMPLATE_68
+from ._chunks import ChunkStore
 from .degrade import same_settings
 
 __all__ = ["RenderCache", "render_prior", "build_render_cache", "load_render_cache", "occlude_batch",
@@ -65,8 +65,6 @@ SOURCE_RES = 128
 PAD = 32
 #: shapes in the cache's occluder bank
 BANK = 512
-
-_CHUNK_RE = re.compile(r"^chunk-(\d{6})-(\d{6})\.npz$")
 
 
 @dataclass
@@ -134,58 +132,15 @@ def occlude_one(image: np.ndarray, bank: torch.Tensor, seed: int, index: int, *,
     return np.ascontiguousarray(u8), hole[0].numpy() > 0.5
 
 
-def _chunks(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if _CHUNK_RE.match(p.name)) if folder.is_dir() else []
-
-
-def _read_chunk(path: Path) -> dict[int, dict] | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {int(i): {"render": z["renders"][j], "coverage": z["coverage"][j], "occluded": z["occluded"][j],
-                            "hole": z["holes"][j]} for j, i in enumerate(z["indices"].tolist())}
-            for i, r in zip(z["skipped_indices"].tolist(), z["skipped_reasons"].tolist(), strict=True):
-                out[int(i)] = {"skipped": str(r)}
-            return out
-    except (OSError, ValueError, KeyError) as e:
-        log.warning("render cache: ignoring an unreadable chunk %s (%s)", path, e)
-        return None
-
-
-def _chunk_index(path: Path) -> tuple[list[int], list[int]]:
-    """``(indices, skipped indices)`` of one chunk, read without its images (``[], []`` when unreadable)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["indices"].tolist(), z["skipped_indices"].tolist()
-    except (OSError, ValueError, KeyError) as e:
-        log.warning("render cache: ignoring an unreadable chunk %s (%s)", path, e)
-        return [], []
+def _store(out: Path, res: int = SOURCE_RES) -> ChunkStore:
+    return ChunkStore(out, {"renders": ((3, res, res), np.uint8), "coverage": ((1, res, res), bool),
+                            "occluded": ((3, res, res), np.uint8), "holes": ((1, res, res), bool)})
 
 
 def render_cache_size(out_dir: str | os.PathLike) -> tuple[int, int]:
     """``(faces, skipped faces)`` in a :func:`build_render_cache` folder, counted from the chunks' indices only."""
-    ok: set[int] = set()
-    skipped: set[int] = set()
-    for p in _chunks(Path(out_dir).expanduser()):
-        a, b = _chunk_index(p)
-        ok.update(a)
-        skipped.update(b)
-    return len(ok), len(skipped - ok)
-
-
-def _write_chunk(path: Path, results: dict[int, dict], res: int) -> None:
-    ok = sorted(i for i, r in results.items() if "skipped" not in r)
-    sk = sorted(i for i, r in results.items() if "skipped" in r)
-    arrays = {
-        "indices": np.asarray(ok, np.int64),
-        "renders": np.stack([results[i]["render"] for i in ok]) if ok else np.zeros((0, 3, res, res), np.uint8),
-        "coverage": np.stack([results[i]["coverage"] for i in ok]) if ok else np.zeros((0, 1, res, res), bool),
-        "occluded": np.stack([results[i]["occluded"] for i in ok]) if ok else np.zeros((0, 3, res, res), np.uint8),
-        "holes": np.stack([results[i]["hole"] for i in ok]) if ok else np.zeros((0, 1, res, res), bool),
-        "skipped_indices": np.asarray(sk, np.int64),
-        "skipped_reasons": np.asarray([results[i]["skipped"] for i in sk], dtype=str),
-    }
-    with atomic_file(path) as fh:
-        np.savez(fh, **arrays)
+    ok, skipped = _store(Path(out_dir).expanduser()).index()
+    return len(ok), len(skipped)
 
 
 def build_render_cache(faces_dir: str | os.PathLike, out_dir: str | os.PathLike, *, n: int | None = None,
@@ -235,10 +190,9 @@ def build_render_cache(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if not cfg_path.is_file():
         with atomic_file(cfg_path, "w") as fh:
             json.dump(config, fh, indent=1, sort_keys=True)
-    done_idx: set[int] = set()
-    for p in _chunks(out):
-        a, b = _chunk_index(p)
-        done_idx.update(a + b)
+    store = _store(out)
+    ok, sk = store.index()
+    done_idx = ok | sk
     todo = [i for i in range(len(fs)) if i % m == k and i not in done_idx]
     from tqdm import tqdm
 
@@ -255,12 +209,12 @@ def build_render_cache(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 try:
                     o, h = occlude_one(fs.images[i].numpy(), bank, seed, i, p_sunglasses=p_sunglasses)
                     r, c = render_prior(o)
-                    results[i] = {"render": r, "coverage": c, "occluded": o, "hole": h}
+                    results[i] = {"renders": r, "coverage": c, "occluded": o, "holes": h}
                 except Recon3DError as e:  # no face, a failed fit: recorded, never fatal
                     log.warning("build_render_cache(): skipped %s (%s: %s)", fs.paths[i], type(e).__name__, e)
-                    results[i] = {"skipped": f"{type(e).__name__}: {e}"}
+                    results[i] = f"{type(e).__name__}: {e}"
                 bar.update(1)
-            _write_chunk(out / f"chunk-{group[0]:06d}-{group[-1] + 1:06d}.npz", results, SOURCE_RES)
+            store.write(results)
             made += len(group)
     finally:
         bar.close()
@@ -278,18 +232,11 @@ def load_render_cache(out_dir: str | os.PathLike) -> RenderCache:
     if not cfg_path.is_file():
         raise Recon3DError(f"{out}: not a render cache (no config.json; build one with pipelines.make_deocclusion_set)")
     meta = json.loads(cfg_path.read_text())
-    results: dict[int, dict] = {}
-    for p in _chunks(out):
-        results.update(_read_chunk(p) or {})
-    ok = sorted(i for i, r in results.items() if "skipped" not in r)
-    if not ok:
+    idx, arrays, skipped = _store(out).read()
+    if not len(idx):
         raise Recon3DError(f"{out}: the render cache holds no face yet")
-    return RenderCache(indices=np.asarray(ok, np.int64),
-                       renders=np.stack([results[i]["render"] for i in ok]),
-                       coverage=np.stack([results[i]["coverage"] for i in ok]),
-                       occluded=np.stack([results[i]["occluded"] for i in ok]),
-                       holes=np.stack([results[i]["hole"] for i in ok]),
-                       skipped={i: r["skipped"] for i, r in results.items() if "skipped" in r}, meta=meta)
+    return RenderCache(indices=idx, renders=arrays["renders"], coverage=arrays["coverage"],
+                       occluded=arrays["occluded"], holes=arrays["holes"], skipped=skipped, meta=meta)
 
 
 # -- occluders ----------------------------------------------------------------------------------------

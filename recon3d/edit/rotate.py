@@ -49,7 +49,7 @@ from .deocclude import occluder_free_texture
 log = logging.getLogger(__name__)
 
 __all__ = ["RotateResult", "ImageAnchors", "image_anchors", "head_centre", "rotate_face", "rotate_views", "frontalize",
-           "mesh_boundary_vertices"]
+           "mesh_boundary_vertices", "REFINE_MODES", "DEFAULT_REFINE"]
 
 _SEAM_PX = 4
 
@@ -69,6 +69,7 @@ class RotateResult:
         verts_model: ``(V, 3)`` the same in the original model frame (for export with the texture).
         pose_deg: ``(3,)`` the new head pose (yaw, pitch, roll) in degrees.
         delta_deg: ``(3,)`` the applied change of pose (yaw, pitch, roll) in degrees.
+        refined: ``(H, W)`` bool, pixels the learned refiner changed (``refine="net"``), else None.
     """
 
     image: torch.Tensor
@@ -78,6 +79,13 @@ class RotateResult:
     verts_model: torch.Tensor
     pose_deg: torch.Tensor
     delta_deg: torch.Tensor
+    refined: torch.Tensor | None = None
+
+
+#: ``refine=`` values of :func:`rotate_views`: recon3d's 3D-guided warp as it is, or refined by the network
+REFINE_MODES = ("none", "net")
+#: the default ``refine``: the refiner does not beat the warp on the mirror-pair benchmark yet
+DEFAULT_REFINE = "none"
 
 
 class _Prep:
@@ -167,7 +175,8 @@ def _target(prep: _Prep, yaw_deg: float, pitch_deg: float, roll_deg: float, abso
 
 
 def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, texture: str = "recomplete",
-                 texture_is_albedo: bool | None = None) -> list[RotateResult]:
+                 texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE,
+                 refiner=None) -> list[RotateResult]:
     """Several re-posed images of one reconstruction (shares the pose-independent work).
 
     Args:
@@ -182,6 +191,11 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
             (de-lit here unless ``texture_is_albedo``).
         texture_is_albedo: with ``texture="reconstruction"``, whether ``rec.texture`` is already
             de-lit (None: detect, see :func:`recon3d.edit._common.albedo_texture`).
+        refine: ``"none"``: the 3D-guided warp as it is; ``"net"``: refined by the learned rotation refiner
+            (:mod:`recon3d.nn.rotate_refine`, thesis ch. 3) in a 128² crop aligned on the rotated face, its
+            correction pasted back under a feathered mask (:mod:`recon3d.edit._learned_rotate`).
+        refiner: a :class:`~recon3d.nn.rotate_refine.RotationRefiner`, or a path to its weights (default: the
+            shipped ones), for ``refine="net"``; it runs on the reconstruction's device.
 
     Returns:
         One :class:`RotateResult` per pose.
@@ -189,13 +203,35 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
     Raises:
         ShapeError: ``poses`` is not ``(N, 2)`` / ``(N, 3)`` (or a pose not 2 or 3 angles), or ``rec``
             has wrong shapes.
-        ValueError: non-finite angles or angles beyond 90 degrees; an unknown ``texture``.
+        ValueError: non-finite angles or angles beyond 90 degrees; an unknown ``texture`` or ``refine``.
         TypeError: ``rec`` is not a Reconstruction.
+        AssetError: ``refine="net"`` and the refiner's weights are missing or not a refiner's.
     """
     check_rec("rotate_views()", rec)
+    if refine not in REFINE_MODES:
+        raise ValueError(f"rotate_views(): refine must be one of {REFINE_MODES}, got {refine!r}")
     poses = _check_poses("rotate_views()", poses)
+    net = _refiner(refiner, rec.image.device) if refine == "net" else None
     prep = _Prep(rec, texture_is_albedo, texture)
-    return [_rotate_one(prep, _target(prep, *p, absolute), blend=blend) for p in poses]
+    out = [_rotate_one(prep, _target(prep, *p, absolute), blend=blend) for p in poses]
+    return out if net is None else [_refined(rec, r, net, prep) for r in out]
+
+
+def _refiner(refiner, device):
+    from ..nn.rotate_refine import RotationRefiner, load_rotation_refiner
+
+    if isinstance(refiner, RotationRefiner):
+        return refiner.eval()
+    return load_rotation_refiner(refiner, device=device)
+
+
+def _refined(rec, r: RotateResult, net, prep: _Prep) -> RotateResult:
+    from dataclasses import replace
+
+    from ._learned_rotate import refine_rotation
+
+    img, changed = refine_rotation(net, rec, r)
+    return replace(r, image=to_device(img.astype(prep.np_dtype), prep.opts), refined=to_device(changed, prep.opts))
 
 
 def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
@@ -220,7 +256,7 @@ def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
 
 def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
                 absolute: bool = False, blend: bool = True, texture: str = "recomplete",
-                texture_is_albedo: bool | None = None) -> RotateResult:
+                texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None) -> RotateResult:
     """Re-pose the face of a reconstruction inside its photo (the whole image is returned).
 
     Args:
@@ -230,7 +266,7 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
             :mod:`recon3d.conventions` (the pose the fit reports in ``rec.pose_deg``).
         absolute: see above.
         blend: Poisson-blend a 4-pixel band along the face silhouette.
-        texture, texture_is_albedo: see :func:`rotate_views`.
+        texture, texture_is_albedo, refine, refiner: see :func:`rotate_views`.
 
     Returns:
         :class:`RotateResult`.
@@ -241,12 +277,12 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
     """
     check_rec("rotate_face()", rec)
     return rotate_views(rec, [(yaw_deg, pitch_deg, roll_deg)], absolute=absolute, blend=blend, texture=texture,
-                        texture_is_albedo=texture_is_albedo)[0]
+                        texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner)[0]
 
 
 def frontalize(rec, *, blend: bool = True, texture: str = "recomplete",
-               texture_is_albedo: bool | None = None) -> RotateResult:
+               texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None) -> RotateResult:
     """Rotate the head to yaw = pitch = 0 (roll kept): :func:`rotate_face` with ``absolute=True``."""
     check_rec("frontalize()", rec)
     return rotate_face(rec, yaw_deg=0.0, pitch_deg=0.0, absolute=True, blend=blend, texture=texture,
-                       texture_is_albedo=texture_is_albedo)
+                       texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner)

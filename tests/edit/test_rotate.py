@@ -130,3 +130,25 @@ def test_rotate_with_reconstruction_texture(rec):
     assert err.mean() < 0.03, err.mean()
     with pytest.raises(ValueError, match="texture"):
         rotate_face(rec, texture="nope")
+
+
+def test_refine_net_with_an_untrained_refiner_returns_the_warp(rec, tmp_path):
+    from recon3d.nn.rotate_refine import RotationRefiner
+
+    net = RotationRefiner(64, widths=(8, 16, 16, 32))  # zero-initialised output: the warp unchanged
+    warp = rotate_views(rec, [(25.0, 0.0)])[0]
+    out = rotate_views(rec, [(25.0, 0.0)], refine="net", refiner=net)[0]
+    assert warp.refined is None and out.refined is not None and out.refined.any()
+    assert torch.allclose(out.image, warp.image, atol=1e-6)
+    assert torch.equal(out.mask, warp.mask) and torch.equal(out.verts_cam, warp.verts_cam)
+    torch.nn.init.normal_(net.to_rgb.weight, std=0.05)
+    changed = rotate_face(rec, yaw_deg=25.0, refine="net", refiner=net)
+    assert (changed.image - warp.image).abs().max() > 0.01
+    # the correction stays inside the refiner's frame
+    assert torch.equal(changed.image[~changed.refined], warp.image[~changed.refined])
+    with pytest.raises(ValueError, match="refine must be one of"):
+        rotate_views(rec, [(10.0, 0.0)], refine="gan")
+    from recon3d.errors import AssetError
+
+    with pytest.raises(AssetError):
+        rotate_views(rec, [(10.0, 0.0)], refine="net", refiner=tmp_path / "missing.safetensors")

@@ -132,3 +132,28 @@ def test_edit_verbs_resume_from_their_done_markers_and_index_every_item(fake_rec
                                                         ("noface", "failed")]
     assert rows[0]["pose_deg"] and rows[0]["outputs"] == [str(out / "a")]
     assert json.loads((out / ".done" / "a.json").read_text())["outputs"] == ["a"]
+
+
+def test_rotate_cli_refine_net_and_bad_refiner(fake_reconstruct, images, tmp_path, capsys):
+    import torch
+
+    from recon3d.nn import NETWORKS, save_network
+    from recon3d.nn.rotate_refine import RotationRefiner
+
+    net = RotationRefiner(64, widths=(8, 16, 16, 32)).eval()
+    torch.nn.init.normal_(net.to_rgb.weight, std=0.05)  # a refiner that changes something
+    w = tmp_path / "ref.safetensors"
+    save_network(net, w, NETWORKS["rotation_refiner"], half=False)
+    out = tmp_path / "out"
+    args = [str(images[0]), "--yaw", "20", "--no-mesh", "-q"]
+    assert rot_cli.main(args + ["--out", str(out / "warp")]) == 0
+    assert rot_cli.main(args + ["--refine", "net", "--refiner", str(w), "--out", str(out / "net")]) == 0
+    rec = json.loads((out / "net" / "a" / "a_rotate.json").read_text())
+    assert rec["refine"] == "net"
+    a = np.asarray(Image.open(out / "warp" / "a" / "a_yaw+20_pitch+0.png"), np.float32)
+    b = np.asarray(Image.open(out / "net" / "a" / "a_yaw+20_pitch+0.png"), np.float32)
+    assert np.abs(a - b).max() > 2
+    assert rot_cli.main(args + ["--refine", "net", "--refiner", str(tmp_path / "none.safetensors"),
+                                "--out", str(out / "bad")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --refine net:")
