@@ -11,7 +11,8 @@ are joined into identities (union-find); otherwise the identity is the file stem
 ``_enroll``/``_verify`` and index (LFW fixtures: ``lucy_liu_enroll.jpg``).
 
 Each photo is a probe: it is reconstructed (fast fit) and rotated to the absolute target yaws
-0, ±15, ±30, ±45 (pitch 0). The gallery is every OTHER original photo (dlib descriptor from
+0, ±15, ±30, ±45, ±60 (pitch 0) by recon3d's warp (``warp``) and, for every ``--refiner NAME=PATH``, by the
+warp refined with those weights (``rotate_views(refine="net")``), side by side. The gallery is every OTHER original photo (dlib descriptor from
 dlib's own detector and 68-point predictor). Per target yaw we report rank-1 identification
 (nearest gallery descriptor has the probe's identity; only probes whose identity has another
 photo in the gallery) and the verification rate (fraction of genuine probe-gallery pairs with
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
+YAWS = (-60.0, -45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0, 60.0)
 
 
 def fmt(a: list) -> str:
@@ -79,9 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="write per-probe results here")
+    p.add_argument("--refiner", action="append", default=[], metavar="NAME=PATH",
+                   help="also score the warp refined by these rotation-refiner weights")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     folder = Path(args.folder)
+    refiners = {}
+    for it in args.refiner:
+        name, sep, path = it.partition("=")
+        if not sep or not name or not path or name == "warp":
+            print(f"error: --refiner must be NAME=PATH (NAME not 'warp'), got {it!r}", file=sys.stderr)
+            return 2
+        refiners[name] = path
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from recon3d.edit import frontalize, rotate_views
+    from recon3d.edit._learned_rotate import refine_rotation
     from recon3d.edit.identity import (
         DLIB_SAME_PERSON_DISTANCE,
         descriptor_cosine,
@@ -97,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         face_descriptor,
     )
     from recon3d.io import load_image
+    from recon3d.nn.rotate_refine import load_rotation_refiner
     from recon3d.reconstruct import ReconstructConfig, reconstruct
 
     torch.set_num_threads(args.threads)
+    nets = {name: load_rotation_refiner(path) for name, path in refiners.items()}
+    methods = ["warp", *nets]
     ids = identities(folder)
     files = list(ids)
     model = None
@@ -131,17 +145,20 @@ def main(argv: list[str] | None = None) -> int:
             d_front = face_descriptor(front.image, lmk_px=rotated_landmarks(rec, front))
             row["front_cos"] = descriptor_cosine(d_in, d_front)
             others = [(g, d) for g, d in gallery.items() if g != f]
-            row["per_yaw"] = {}
+            row["per_yaw"] = {m: {} for m in methods}
             for y, r in zip(YAWS, views, strict=True):
-                d = face_descriptor(r.image, lmk_px=rotated_landmarks(rec, r))
-                dist = np.array([descriptor_distance(d, dg) for _, dg in others])
-                same = np.array([ids[g] == ids[f] for g, _ in others])
-                row["per_yaw"][str(y)] = {
-                    "rank1": bool(same[np.argmin(dist)]) if same.any() else None,
-                    "genuine_accept": float((dist[same] < DLIB_SAME_PERSON_DISTANCE).mean()) if same.any() else None,
-                    "impostor_accept": float((dist[~same] < DLIB_SAME_PERSON_DISTANCE).mean()) if (~same).any() else None,
-                    "cos_to_input": descriptor_cosine(d, d_in),
-                }
+                lmk = rotated_landmarks(rec, r)
+                for m in methods:
+                    img = r.image if m == "warp" else refine_rotation(nets[m], rec, r)[0]
+                    d = face_descriptor(img, lmk_px=lmk)
+                    dist = np.array([descriptor_distance(d, dg) for _, dg in others])
+                    same = np.array([ids[g] == ids[f] for g, _ in others])
+                    row["per_yaw"][m][str(y)] = {
+                        "rank1": bool(same[np.argmin(dist)]) if same.any() else None,
+                        "genuine_accept": float((dist[same] < DLIB_SAME_PERSON_DISTANCE).mean()) if same.any() else None,
+                        "impostor_accept": float((dist[~same] < DLIB_SAME_PERSON_DISTANCE).mean()) if (~same).any() else None,
+                        "cos_to_input": descriptor_cosine(d, d_in),
+                    }
         except Exception as e:  # one bad image never stops the benchmark
             log.error("%s: %s: %s", f.name, e.__class__.__name__, e)
             row["error"] = f"{e.__class__.__name__}: {e}"
@@ -164,22 +181,23 @@ def main(argv: list[str] | None = None) -> int:
     ok = [r for r in rows if "error" not in r]
     print(f"{folder}: {len(files)} photos, {len(set(ids.values()))} identities, {len(gallery)} with a dlib face; "
           f"{len(ok)} probes rotated, {len(rows) - len(ok)} failed")
-    print("| target yaw | n | rank-1 | verification (d<0.6) | impostor accept | cos to input |")
-    print("|---|---|---|---|---|---|")
+    print("| method | target yaw | n | rank-1 | verification (d<0.6) | impostor accept | cos to input |")
+    print("|---|---|---|---|---|---|---|")
     if base_r1:
-        print(f"| original photos (no edit) | {len(base_r1)} | {np.mean(base_r1):.3f} | {np.mean(base_ga):.3f} | "
+        print(f"| original photos (no edit) | | {len(base_r1)} | {np.mean(base_r1):.3f} | {np.mean(base_ga):.3f} | "
               f"{fmt(base_ia)} | 1 |")
-    for y in YAWS:
-        v = [r["per_yaw"][str(y)] for r in ok]
-        r1 = [x["rank1"] for x in v if x["rank1"] is not None]
-        ga = [x["genuine_accept"] for x in v if x["genuine_accept"] is not None]
-        ia = [x["impostor_accept"] for x in v if x["impostor_accept"] is not None]
-        cs = [x["cos_to_input"] for x in v]
-        print(f"| {y:+.0f} | {len(r1)} | {fmt(r1)} | {fmt(ga)} | {fmt(ia)} | {fmt(cs)} |")
+    for m in methods:
+        for y in YAWS:
+            v = [r["per_yaw"][m][str(y)] for r in ok]
+            r1 = [x["rank1"] for x in v if x["rank1"] is not None]
+            ga = [x["genuine_accept"] for x in v if x["genuine_accept"] is not None]
+            ia = [x["impostor_accept"] for x in v if x["impostor_accept"] is not None]
+            cs = [x["cos_to_input"] for x in v]
+            print(f"| {m} | {y:+.0f} | {len(r1)} | {fmt(r1)} | {fmt(ga)} | {fmt(ia)} | {fmt(cs)} |")
     if ok:
         print(f"front identity cosine (input vs frontalized, thesis Table 4.2 'front'): "
               f"{np.mean([r['front_cos'] for r in ok]):.3f} (n={len(ok)})")
-        print(f"median seconds per probe (reconstruct + 7 views + frontal): {np.median([r['seconds'] for r in ok]):.1f}")
+        print(f"median seconds per probe (reconstruct + 9 views per method + frontal): {np.median([r['seconds'] for r in ok]):.1f}")
     print("FID: not reported (needs Inception weights; not available offline)")
     return 0 if ok else 1
 

@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recon3d.conventions import IBUG68_MIRROR
     from recon3d.data.faces import list_photos
-    from recon3d.data.pseudo_labels import pad_reflect
-    from recon3d.data.rotation_pairs import PAD, SMALL
+    from recon3d.data.rotation_pairs import prepare_photo
     from recon3d.data.splits import is_held_out, photo_key
     from recon3d.edit._common import fit_tensors
     from recon3d.edit._learned_fill import template_matrix
@@ -96,13 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed, skipped = [], [], 0
     for f in tqdm(photos, desc="mirror pairs", unit="img"):
         try:
-            img = load_image(f).image.numpy()
-            h, w = img.shape[:2]
-            pad = PAD if max(h, w) <= SMALL else 0
-            img = pad_reflect(img, pad) if pad else img
-            H, W = img.shape[:2]
-            real = np.zeros((H, W, 1), np.float32)
-            real[pad:pad + h, pad:pad + w] = 1
+            img, real = prepare_photo(load_image(f).image.numpy())
+            W = img.shape[1]
             rec = reconstruct(img, name=f.stem)
         except Recon3DError as e:
             failed.append(f"{f.name}: {type(e).__name__}: {e}")

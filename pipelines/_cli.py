@@ -86,13 +86,19 @@ def check_restorer(args) -> int | None:
     before any work: 1 after a one-line error; else ``None``."""
     if not getattr(args, "restore", False):
         return None
-    from recon3d.errors import Recon3DError
     from recon3d.nn.restoration import load_restorer
 
+    return _preload("--restore", lambda: load_restorer(args.restore_weights, device=args.device))
+
+
+def _preload(flag: str, load) -> int | None:
+    """Run ``load()``; on a recon3d error print ``error: FLAG: ...`` (one line) and return 1."""
+    from recon3d.errors import Recon3DError
+
     try:
-        load_restorer(args.restore_weights, device=args.device)
+        load()
     except Recon3DError as e:
-        print(f"error: --restore: {e}", file=sys.stderr)
+        print(f"error: {flag}: {e}", file=sys.stderr)
         return 1
     return None
 
@@ -112,15 +118,9 @@ def check_refiner(args) -> int | None:
     any work: 1 after a one-line error; else ``None``."""
     if getattr(args, "refine", "none") != "net":
         return None
-    from recon3d.errors import Recon3DError
     from recon3d.nn.rotate_refine import load_rotation_refiner
 
-    try:
-        load_rotation_refiner(args.refiner, device=args.device)
-    except Recon3DError as e:
-        print(f"error: --refine net: {e}", file=sys.stderr)
-        return 1
-    return None
+    return _preload("--refine net", lambda: load_rotation_refiner(args.refiner, device=args.device))
 
 
 def prepare(args, out_root) -> int | None:

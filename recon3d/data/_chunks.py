@@ -17,11 +17,28 @@ import numpy as np
 
 from ..io.atomic import atomic_file
 
-__all__ = ["ChunkStore"]
+__all__ = ["ChunkStore", "check_build_args"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^chunk-(\d{6})-(\d{6})\.npz$")
+
+
+def check_build_args(where: str, n: int | None, chunk: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """Validate a resumable build's ``n`` (None or >= 1), ``chunk`` (>= 1) and ``shard`` ``(k, m)``
+    (``0 <= k < m``); returns the shard.
+
+    Raises:
+        ValueError: naming ``where`` and the bad argument.
+    """
+    if n is not None and (int(n) != n or n < 1):
+        raise ValueError(f"{where}: n must be an integer >= 1, got {n!r}")
+    if int(chunk) != chunk or chunk < 1:
+        raise ValueError(f"{where}: chunk must be an integer >= 1, got {chunk!r}")
+    k, m = shard
+    if not 0 <= k < m:
+        raise ValueError(f"{where}: shard must be (k, m) with 0 <= k < m, got {shard!r}")
+    return int(k), int(m)
 
 
 class ChunkStore:

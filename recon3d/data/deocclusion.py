@@ -49,7 +49,7 @@ from ..errors import Recon3DError
 from ..io.atomic import atomic_file, clean_stale_temps
 from ..nn.inpaint import poisson_base
 from ..ops.align import TEMPLATE_68
-from ._chunks import ChunkStore
+from ._chunks import ChunkStore, check_build_args
 from .degrade import same_settings
 
 __all__ = ["RenderCache", "render_prior", "build_render_cache", "load_render_cache", "occlude_batch",
@@ -167,13 +167,7 @@ def build_render_cache(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     """
     from .faces import load_faces
 
-    if n is not None and (int(n) != n or n < 1):
-        raise ValueError(f"build_render_cache(): n must be an integer >= 1, got {n!r}")
-    if int(chunk) != chunk or chunk < 1:
-        raise ValueError(f"build_render_cache(): chunk must be an integer >= 1, got {chunk!r}")
-    k, m = shard
-    if not 0 <= k < m:
-        raise ValueError(f"build_render_cache(): shard must be (k, m) with 0 <= k < m, got {shard!r}")
+    k, m = check_build_args("build_render_cache()", n, chunk, shard)
     src = Path(faces_dir).expanduser().resolve()
     out = Path(out_dir).expanduser()
     config = json.loads(json.dumps({"version": CACHE_VERSION, "source": str(src), "source_res": SOURCE_RES,

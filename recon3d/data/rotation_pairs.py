@@ -35,12 +35,12 @@ import numpy as np
 from ..conventions import IBUG68_MIRROR
 from ..errors import Recon3DError
 from ..io.atomic import atomic_file, clean_stale_temps
-from ._chunks import ChunkStore
+from ._chunks import ChunkStore, check_build_args
 from .degrade import same_settings
 from .splits import hash32
 
 __all__ = ["RotationPairs", "KINDS", "RES", "PAD", "SMALL", "CACHE_VERSION", "rotation_samples", "mirror_sample",
-           "free_target", "build_rotation_pairs", "load_rotation_pairs", "rotation_pairs_size", "interleave"]
+           "free_target", "prepare_photo", "build_rotation_pairs", "load_rotation_pairs", "rotation_pairs_size", "interleave"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,20 @@ def _item(v: dict, target: np.ndarray | None, valid: np.ndarray | None, pose_src
             "emb": v["emb"], "pose": np.asarray([pose_src, pose_tgt], np.float32), "kind": kind}
 
 
+def prepare_photo(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, real)``: ``photo`` ``(H, W, 3)`` as float32, padded by reflection (:data:`PAD` px) when it is an
+    aligned crop of at most :data:`SMALL` px, and ``(H', W', 1)`` float32, 1 on the photo's own pixels."""
+    from .pseudo_labels import pad_reflect
+
+    photo = np.asarray(photo, np.float32)
+    h, w = photo.shape[:2]
+    pad = PAD if max(h, w) <= SMALL else 0
+    img = pad_reflect(photo, pad) if pad else photo
+    real = np.zeros((*img.shape[:2], 1), np.float32)
+    real[pad:pad + h, pad:pad + w] = 1
+    return img, real
+
+
 def mirror_sample(rec, img: np.ndarray, real: np.ndarray, *, res: int = RES, emb_net=None) -> dict:
     """The ``mirror`` sample of a reconstruction of ``img`` (``(H, W, 3)`` float, the photo ``rec`` was fitted
     to; ``real`` ``(H, W, 1)``: 1 on its real pixels, 0 on padding): the head turned from ``(y, p, r)`` to
@@ -171,15 +185,7 @@ def rotation_samples(photo: np.ndarray, seed: int, *, res: int = RES, emb_net=No
     from ..edit._learned_rotate import _to_frame
     from ..edit.rotate import rotate_face
     from ..reconstruct import ReconstructConfig, reconstruct
-    from .pseudo_labels import pad_reflect
-
-    photo = np.asarray(photo, np.float32)
-    h, w = photo.shape[:2]
-    pad = PAD if max(h, w) <= SMALL else 0
-    img = pad_reflect(photo, pad) if pad else photo
-    H, W = img.shape[:2]
-    real = np.zeros((H, W, 1), np.float32)
-    real[pad:pad + h, pad:pad + w] = 1
+    img, real = prepare_photo(photo)
     cfg = ReconstructConfig(fast=True, texture_size=128)
     out: dict[str, dict | str] = {}
     fails = (Recon3DError, ValueError, np.linalg.LinAlgError)
@@ -245,13 +251,7 @@ def build_rotation_pairs(photos: list[Path], out_dir: str | os.PathLike, *, n: i
     from ..io.image import load_image
     from ..nn.identity import load_identity_net
 
-    if n is not None and (int(n) != n or n < 1):
-        raise ValueError(f"build_rotation_pairs(): n must be an integer >= 1, got {n!r}")
-    if int(chunk) != chunk or chunk < 1:
-        raise ValueError(f"build_rotation_pairs(): chunk must be an integer >= 1, got {chunk!r}")
-    k, m = shard
-    if not 0 <= k < m:
-        raise ValueError(f"build_rotation_pairs(): shard must be (k, m) with 0 <= k < m, got {shard!r}")
+    k, m = check_build_args("build_rotation_pairs()", n, chunk, shard)
     photos = [Path(p) for p in photos][: n if n is not None else None]
     if not photos:
         raise ValueError("build_rotation_pairs(): no photos")
