@@ -70,7 +70,7 @@ def _process(src, stem: str, args, model, out_root: Path):
 
     import recon3d.reconstruct as api
     from recon3d.batch import Outcome
-    from recon3d.edit import frontalize, restore_views, rotate_views
+    from recon3d.edit import frontalize, restore_views, rotate_views, view_report
     from recon3d.io import save_image
     from recon3d.io.atomic import atomic_dir
     from recon3d.io.export import reconstruction_mesh
@@ -89,7 +89,7 @@ def _process(src, stem: str, args, model, out_root: Path):
             name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
             save_image(out / f"{name}.png", r.image)
             entry = {"yaw": yaw, "pitch": pitch, "image": f"{name}.png", "pose_deg": r.pose_deg.tolist(),
-                     "filled_px": int(r.filled.sum())}
+                     "filled_px": int(r.filled.sum()), **view_report(rec, r)}
             if not args.no_mesh:
                 mesh = reconstruction_mesh(rec).replace(verts=r.verts_model.numpy(), normals=None)
                 save_mesh(out / f"{name}.obj", mesh, texture_name=f"{stem}_texture.png")

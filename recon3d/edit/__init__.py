@@ -23,11 +23,11 @@ from ..ops.warp import WarpResult, triangulate
 from ..render.warp import warp_triangles
 from .deocclude import DeoccludeResult, OcclusionEstimate, deocclude, detect_occlusion
 from .restore import RestoredFace, RestoreResult, restore_photo, restore_view, restore_views
-from .rotate import RotateResult, frontalize, mesh_boundary_vertices, rotate_face, rotate_views
+from .rotate import RotateResult, frontalize, mesh_boundary_vertices, rotate_face, rotate_views, view_report
 from .synthetic import make_synthetic_reconstruction
 
 __all__ = [
-    "rotate_face", "rotate_views", "frontalize", "RotateResult", "mesh_boundary_vertices",
+    "rotate_face", "rotate_views", "frontalize", "RotateResult", "mesh_boundary_vertices", "view_report",
     "deocclude", "detect_occlusion", "DeoccludeResult", "OcclusionEstimate",
     "warp_triangles", "triangulate", "WarpResult", "make_synthetic_reconstruction",
     "RestoreResult", "RestoredFace", "restore_photo", "restore_view", "restore_views",

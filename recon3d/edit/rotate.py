@@ -49,7 +49,7 @@ from .deocclude import occluder_free_texture
 log = logging.getLogger(__name__)
 
 __all__ = ["RotateResult", "ImageAnchors", "image_anchors", "head_centre", "rotate_face", "rotate_views", "frontalize",
-           "mesh_boundary_vertices", "REFINE_MODES", "DEFAULT_REFINE"]
+           "mesh_boundary_vertices", "REFINE_MODES", "DEFAULT_REFINE", "view_report"]
 
 _SEAM_PX = 4
 
@@ -232,6 +232,30 @@ def _refined(rec, r: RotateResult, net, prep: _Prep) -> RotateResult:
 
     img, changed = refine_rotation(net, rec, r)
     return replace(r, image=to_device(img.astype(prep.np_dtype), prep.opts), refined=to_device(changed, prep.opts))
+
+
+def view_report(rec, result: RotateResult, *, identity_net=None, regressor=None) -> dict:
+    """How a rotated view reads to recon3d's own networks (recorded for every output of ``pipelines.rotate``).
+
+    Returns:
+        ``{"identity_cos": cosine between our identity network's descriptors (:mod:`recon3d.nn.identity`) of the
+        photo and of the view, each aligned on the face template by its model landmarks, "pose_measured_deg":
+        [yaw, pitch, roll] our landmark regressor measures on the view (its crop from the rotated landmarks)}``.
+    """
+    from ..nn.identity import embed_aligned
+    from ..nn.landmarks import load_regressor
+    from ..ops.crop import crop_box_from_landmarks
+    from ._learned_fill import template_matrix
+    from ._learned_rotate import _to_frame, model_landmarks_px
+
+    src_px, _ = model_landmarks_px(rec, fit_tensors(rec).verts_cam)
+    tgt_px, _ = model_landmarks_px(rec, result.verts_cam)
+    photo, view = (to_numpy(x).astype(np.float32) for x in (rec.image, result.image))
+    faces = np.stack([_to_frame(photo, template_matrix(src_px, 128), 128), _to_frame(view, template_matrix(tgt_px, 128), 128)])
+    e = embed_aligned(torch.from_numpy(faces) * 2 - 1, identity_net)
+    cos = float(e[0] @ e[1] / max(float(np.linalg.norm(e[0]) * np.linalg.norm(e[1])), 1e-12))
+    pose = (regressor or load_regressor())(view, crop_box_from_landmarks(tgt_px)).pose_deg
+    return {"identity_cos": round(cos, 4), "pose_measured_deg": [round(float(x), 2) for x in pose]}
 
 
 def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:

@@ -152,3 +152,13 @@ def test_refine_net_with_an_untrained_refiner_returns_the_warp(rec, tmp_path):
 
     with pytest.raises(AssetError):
         rotate_views(rec, [(10.0, 0.0)], refine="net", refiner=tmp_path / "missing.safetensors")
+
+
+def test_view_report_measures_identity_and_pose(rec):
+    from recon3d.edit import view_report
+
+    a = view_report(rec, rotate_face(rec, yaw_deg=0.0, absolute=True))
+    b = view_report(rec, rotate_face(rec, yaw_deg=35.0, absolute=True))
+    assert a["identity_cos"] > 0.98 and 0.8 < b["identity_cos"] <= 1.0
+    assert len(b["pose_measured_deg"]) == 3
+    assert b["pose_measured_deg"][0] - a["pose_measured_deg"][0] > 20  # the regressor sees the turn
