@@ -4,7 +4,7 @@
         [--refiner W] [--yaws -45 -30 -15 0 15 30 45]
 
 Per photo two rows: the warp (``refine="none"``) and the refined warp (``refine="net"``) at each absolute target
-yaw (pitch 0), after the input. Each panel is the rotated face's landmark box plus a margin, resized to 192² (``deocclude_figure._panel``).
+yaw (pitch 0), after the input. Each panel is the rotated face's landmark box plus a margin, resized to 128² (``deocclude_figure._panel``); a ``.jpg`` ``--out`` is written at quality 90.
 """
 
 from __future__ import annotations
@@ -41,15 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.photos:
         rec = reconstruct(f)
         lm0, _ = model_landmarks_px(rec, fit_tensors(rec).verts_cam)
-        first = _panel(rec.image.numpy(), lm0)
+        first = _panel(rec.image.numpy(), lm0, 128)
         warp_row, net_row = [first], [np.zeros_like(first)]
         for r in rotate_views(rec, [(y, 0.0) for y in args.yaws], absolute=True):
             lm, _ = model_landmarks_px(rec, r.verts_cam)
-            warp_row.append(_panel(r.image.numpy(), lm))
-            net_row.append(_panel(refine_rotation(net, rec, r)[0], lm))
+            warp_row.append(_panel(r.image.numpy(), lm, 128))
+            net_row.append(_panel(refine_rotation(net, rec, r)[0], lm, 128))
         rows += [np.concatenate(warp_row, 1), np.concatenate(net_row, 1)]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, 0)).save(args.out)
+    Image.fromarray(np.concatenate(rows, 0)).save(args.out, quality=90)
     print(f"wrote {args.out}: {len(args.photos)} photos x (warp, refiner) at yaws {args.yaws}")
     return 0
 
