@@ -82,3 +82,14 @@ def test_refiner_round_trips_through_the_registry(tmp_path):
     warp, src, masks, ls, lt, emb = _inputs()
     with torch.no_grad():
         assert torch.allclose(back(warp, src, masks, ls, lt, emb), net(warp, src, masks, ls, lt, emb), atol=1e-6)
+
+
+def test_shipped_refiner_loads_and_runs():
+    from recon3d.nn.rotate_refine import load_rotation_refiner
+
+    net = load_rotation_refiner()  # the manifest's sha256 is checked on load
+    assert net.config == {"res": 128, "widths": [16, 32, 64, 128], "blocks": 2, "cond": 128, "id_dim": 128, "pas": True}
+    warp, src, masks, ls, lt, emb = _inputs(1, 128)
+    with torch.no_grad():
+        y = net(warp.to(next(net.parameters()).dtype), src, masks, ls, lt, emb)
+    assert y.shape == warp.shape and torch.isfinite(y).all() and not torch.equal(y, warp)
