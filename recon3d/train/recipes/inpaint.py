@@ -27,7 +27,7 @@ Objective, with the thesis's weights as defaults (``T`` the un-occluded face):
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from ...nn.inpaint import INPAINTER, Inpainter, hole_noise
 from ...nn.registry import load_network
 from ...ops.metrics import ssim_map
 from ..loop import LoopConfig, run_training
+from ._base import GDRecipe
 from .gan import _nonsat_d
 
 __all__ = ["InpaintTrainConfig", "InpaintRecipe", "VGGDiscriminator", "inpaint_losses", "train_inpainter",
@@ -148,7 +149,7 @@ def inpaint_losses(y: torch.Tensor, target: torch.Tensor, hole: torch.Tensor, fa
     return {"pix": pix, "ssim": ssim, "bg": bg, "tv": tv.mean()}
 
 
-class InpaintRecipe:
+class InpaintRecipe(GDRecipe):
     """The inpainting task for :func:`recon3d.train.loop.run_training` (see the module doc).
 
     Args:
@@ -189,13 +190,6 @@ class InpaintRecipe:
         self.chip_m = np.broadcast_to(aligned_chip_matrix(config.res), (config.batch, 2, 3))
 
     # -- loop protocol -------------------------------------------------------------------------
-    def config(self) -> dict:
-        d = asdict(self.cfg)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    def start_epoch(self, epoch: int, step_in_epoch: int) -> int | None:
-        return None
-
     def make_samples(self, faces_u8: torch.Tensor, occluded_u8: torch.Tensor, holes: torch.Tensor,
                      renders_u8: torch.Tensor, cover: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         """``(occluded, hole, render, face mask, target, noise, I_p)``: images in [-1, 1], masks in {0, 1};
@@ -215,12 +209,6 @@ class InpaintRecipe:
         flip = (torch.rand(len(ids), generator=gen) < 0.5)[:, None, None, None]
         parts = (self.images[ids], self.occluded[ids], self.holes[ids], self.renders[ids], self.coverage[ids])
         return self.make_samples(*(torch.where(flip, t.flip(3), t) for t in parts), gen)
-
-    def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
-        opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
-        if "D" in net:
-            opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
-        return opts
 
     def _g(self, G: nn.Module, occ, hole, render, noise, ip) -> torch.Tensor:
         """The composited output of the generator."""
@@ -287,12 +275,6 @@ class InpaintRecipe:
         return {**out,
                 "val_l1_hole": float(((y - target).abs() / 2 * hole).sum() / (3 * hole.sum()).clamp_min(1))}
 
-    def state_dict(self) -> dict:
-        return {"rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
 
 
 def build_inpainter(config: InpaintTrainConfig) -> nn.ModuleDict:

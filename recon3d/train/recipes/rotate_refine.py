@@ -23,7 +23,7 @@ truth ``T``, ``free`` without), mirrored at random (images, masks and landmarks 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from ...nn.registry import load_network
 from ...nn.rotate_refine import ROTATION_REFINER, RotationRefiner, landmark_condition
 from ...ops.crop import LANDMARK_CROP_SCALE
 from ..loop import LoopConfig, run_training
+from ._base import GDRecipe
 from .inpaint import masked_psnr
 
 __all__ = ["RefineTrainConfig", "RefineRecipe", "PoseDiscriminator", "build_refiner", "train_refiner",
@@ -159,7 +160,7 @@ def _tv(x: torch.Tensor) -> torch.Tensor:
     return (x[..., :, 1:] - x[..., :, :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
 
 
-class RefineRecipe:
+class RefineRecipe(GDRecipe):
     """The refining task for :func:`recon3d.train.loop.run_training` (see the module doc).
 
     Args:
@@ -193,13 +194,6 @@ class RefineRecipe:
         self.chip_m = aligned_chip_matrix(config.res)
 
     # -- loop protocol -------------------------------------------------------------------------
-    def config(self) -> dict:
-        d = asdict(self.cfg)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    def start_epoch(self, epoch: int, step_in_epoch: int) -> int | None:
-        return None
-
     @staticmethod
     def unpack(a: dict[str, torch.Tensor], ids: torch.Tensor, flip: torch.Tensor | None = None) -> tuple:
         """``(warp, source, ident, target, masks (B, 2), valid (B, 1), lmk_src, lmk_tgt, emb, pose, has_gt)`` of
@@ -226,12 +220,6 @@ class RefineRecipe:
         ids = torch.randint(0, self.n, (self.cfg.batch,), generator=gen)
         flip = torch.rand(self.cfg.batch, generator=gen) < 0.5
         return self.unpack(self.a, ids, flip)
-
-    def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
-        opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
-        if "D" in net:
-            opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
-        return opts
 
     def pose_loss(self, y: torch.Tensor, lmk_tgt: torch.Tensor, pose_tgt: torch.Tensor) -> torch.Tensor:
         """``L_pose`` per sample (see the module doc)."""
@@ -334,12 +322,6 @@ class RefineRecipe:
         return {"val_psnr": float(masked_psnr(y, t, v).mean()), "val_psnr_warp": float(masked_psnr(w, t, v).mean()),
                 "val_l1": float(_masked_l1(y, t, v).mean() / 2), "val_l1_warp": float(_masked_l1(w, t, v).mean() / 2)}
 
-    def state_dict(self) -> dict:
-        return {"rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
 
 
 def build_refiner(config: RefineTrainConfig) -> nn.ModuleDict:

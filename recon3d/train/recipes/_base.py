@@ -1,0 +1,38 @@
+"""What the image-to-image GAN recipes share (the de-occlusion inpainter, the rotation refiner): a generator
+``net["G"]`` and an optional discriminator ``net["D"]`` with their Adam optimisers, one endless epoch, the
+configuration dataclass as the recipe's config, and the torch random state checkpointed with the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+__all__ = ["GDRecipe"]
+
+
+class GDRecipe:
+    """Base of a recipe whose ``cfg`` has ``lr`` and ``d_lr`` (see :mod:`recon3d.train.loop`)."""
+
+    cfg: object
+
+    def config(self) -> dict:
+        d = asdict(self.cfg)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    def start_epoch(self, epoch: int, step_in_epoch: int) -> int | None:
+        return None
+
+    def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+        opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
+        if "D" in net:
+            opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
+        return opts
+
+    def state_dict(self) -> dict:
+        return {"rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
