@@ -92,7 +92,7 @@ def _norm3(px: np.ndarray, z: np.ndarray, m: np.ndarray, focal: float, res: int)
 
 def _to_frame(img_hwc: np.ndarray, m: np.ndarray, res: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(np.asarray(img_hwc, np.float32).transpose(2, 0, 1)))[None]
-    return warp_affine(t, np.linalg.inv(m), (res, res))[0].numpy()
+    return to_numpy(warp_affine(t, np.linalg.inv(m), (res, res))[0])
 
 
 def frame_inputs(rec, result, res: int = 128) -> FrameInputs:
@@ -148,7 +148,7 @@ def refine_rotation(net, rec, result, *, identity_net=None) -> tuple[np.ndarray,
     inside = erode(np.ones((res, res), bool), max(2, res // 32))
     feather = torch.from_numpy(inside.astype(np.float32))[None, None]
     feather = F.avg_pool2d(F.pad(feather, (4,) * 4), 9, 1)
-    back = to_numpy(warp_affine(torch.cat([delta.cpu(), feather], 1), fi.matrix, (H, W))[0])
+    back = to_numpy(warp_affine(torch.cat([delta, feather.to(delta)], 1), fi.matrix, (H, W))[0])
     alpha = np.where(back[3] > 1e-3, back[3], 0.0)
     out_img = np.clip(img + back[:3].transpose(1, 2, 0) * alpha[..., None], 0, 1).astype(np.float32)
     return np.where(alpha[..., None] > 0, out_img, img), alpha > 0
