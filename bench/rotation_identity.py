@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             d_front = face_descriptor(front.image, lmk_px=rotated_landmarks(rec, front))
             row["front_cos"] = descriptor_cosine(d_in, d_front)
             others = [(g, d) for g, d in gallery.items() if g != f]
+            same = np.array([ids[g] == ids[f] for g, _ in others])
             row["per_yaw"] = {m: {} for m in methods}
             for y, r in zip(YAWS, views, strict=True):
                 lmk = rotated_landmarks(rec, r)
@@ -152,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
                     img = r.image if m == "warp" else refine_rotation(nets[m], rec, r)[0]
                     d = face_descriptor(img, lmk_px=lmk)
                     dist = np.array([descriptor_distance(d, dg) for _, dg in others])
-                    same = np.array([ids[g] == ids[f] for g, _ in others])
                     row["per_yaw"][m][str(y)] = {
                         "rank1": bool(same[np.argmin(dist)]) if same.any() else None,
                         "genuine_accept": float((dist[same] < DLIB_SAME_PERSON_DISTANCE).mean()) if same.any() else None,

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.data.splits import is_held_out, photo_key
     from recon3d.edit._common import fit_tensors
     from recon3d.edit._learned_fill import template_matrix
-    from recon3d.edit._learned_rotate import _to_frame, model_landmarks_px, refine_rotation
+    from recon3d.edit._learned_rotate import model_landmarks_px, refine_rotation, to_frame
     from recon3d.edit.rotate import rotate_views
     from recon3d.errors import Recon3DError
     from recon3d.io import load_image
@@ -109,20 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         mir = src_px[list(IBUG68_MIRROR)].copy()
         mir[:, 0] = (W - 1) - mir[:, 0]
         m_gt = template_matrix(mir, 128)
-        truth = _to_frame(np.ascontiguousarray(img[:, ::-1]), m_gt, 128)
-        inside = _to_frame(np.ascontiguousarray(real[:, ::-1]), m_gt, 128)[0] > 0.999
+        truth = to_frame(np.ascontiguousarray(img[:, ::-1]), m_gt, 128)
+        inside = to_frame(np.ascontiguousarray(real[:, ::-1]), m_gt, 128)[0] > 0.999
         row = {"file": f.name, "yaw": y, "methods": {}}
         t = torch.from_numpy(truth)[None]
         d_truth = embed_aligned(t * 2 - 1, idnet)[0]
         view = rotate_views(rec, [(-y, pt, -2 * r)], absolute=True)[0]
         tgt_px, _ = model_landmarks_px(rec, view.verts_cam)
         m = template_matrix(tgt_px, 128)
-        face = _to_frame(view.mask.numpy().astype(np.float32)[..., None], m, 128)[0] > 0.5
+        face = to_frame(view.mask.numpy().astype(np.float32)[..., None], m, 128)[0] > 0.5
         region = inside & dilate(face, MARGIN)
         for name in methods:
             # the refiner on the warp's view: what rotate_views(refine="net") does
             image = view.image.numpy() if name == "warp" else refine_rotation(nets[name], rec, view, identity_net=idnet)[0]
-            out = _to_frame(image, m, 128)
+            out = to_frame(image, m, 128)
             o = torch.from_numpy(out)[None]
             mse = float(((o - t) ** 2).mean(1)[0][torch.from_numpy(region)].mean())
             ss = float(ssim_map(o, t)[0].mean(0)[torch.from_numpy(region)].mean())

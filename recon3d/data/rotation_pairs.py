@@ -142,7 +142,7 @@ def mirror_sample(rec, img: np.ndarray, real: np.ndarray, *, res: int = RES, emb
     """
     from ..edit._common import fit_tensors
     from ..edit._learned_fill import template_matrix
-    from ..edit._learned_rotate import _to_frame, model_landmarks_px
+    from ..edit._learned_rotate import model_landmarks_px, to_frame
     from ..edit.rotate import rotate_face
 
     p0 = rec.pose_deg
@@ -154,8 +154,8 @@ def mirror_sample(rec, img: np.ndarray, real: np.ndarray, *, res: int = RES, emb
     mir = src_px[list(IBUG68_MIRROR)].copy()
     mir[:, 0] = (W - 1) - mir[:, 0]
     m = template_matrix(mir, res)
-    tgt = _to_frame(np.ascontiguousarray(img[:, ::-1]), m, res)
-    valid = _to_frame(np.ascontiguousarray(real[:, ::-1]), m, res)[0] > 0.999
+    tgt = to_frame(np.ascontiguousarray(img[:, ::-1]), m, res)
+    valid = to_frame(np.ascontiguousarray(real[:, ::-1]), m, res)[0] > 0.999
     return _item(v, tgt, valid, src, (-src[0], src[1], -src[2]), 0, res)
 
 
@@ -182,7 +182,7 @@ def rotation_samples(photo: np.ndarray, seed: int, *, res: int = RES, emb_net=No
     Returns:
         ``{kind: sample arrays, or the reason it was skipped}`` for each of :data:`KINDS`.
     """
-    from ..edit._learned_rotate import _to_frame
+    from ..edit._learned_rotate import to_frame
     from ..edit.rotate import rotate_face
     from ..reconstruct import ReconstructConfig, reconstruct
     img, real = prepare_photo(photo)
@@ -211,9 +211,9 @@ def rotation_samples(photo: np.ndarray, seed: int, *, res: int = RES, emb_net=No
         rec2 = reconstruct(np.ascontiguousarray(rf.image.detach().cpu().numpy().astype(np.float32)), config=cfg)
         v = _view(rec2, rotate_face(rec2, yaw_deg=src[0], pitch_deg=src[1], absolute=True), res, emb_net)
         m = v["fi"].matrix
-        valid = _to_frame(real, m, res)[0] > 0.999
+        valid = to_frame(real, m, res)[0] > 0.999
         p2 = rec2.pose_deg
-        out["cycle"] = _item(v, _to_frame(img, m, res), valid, (p2["yaw"], p2["pitch"], p2["roll"]), src, 2, res)
+        out["cycle"] = _item(v, to_frame(img, m, res), valid, (p2["yaw"], p2["pitch"], p2["roll"]), src, 2, res)
     except fails as e:
         out["cycle"] = f"{type(e).__name__}: {e}"
     return out

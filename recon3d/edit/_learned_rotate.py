@@ -33,7 +33,7 @@ from ..ops.morphology import erode
 from ._common import fit_tensors, to_numpy
 from ._learned_fill import template_matrix, warp_affine
 
-__all__ = ["FrameInputs", "frame_inputs", "model_landmarks_px", "refine_rotation", "HALF_RIGHT", "HALF_LEFT"]
+__all__ = ["FrameInputs", "frame_inputs", "to_frame", "model_landmarks_px", "refine_rotation", "HALF_RIGHT", "HALF_LEFT"]
 
 #: iBUG-68 indices of the subject's right half of the face (image left in a frontal photo), the nose ridge
 #: and the centre of the mouth included; :data:`HALF_LEFT` is its mirror
@@ -90,7 +90,8 @@ def _norm3(px: np.ndarray, z: np.ndarray, m: np.ndarray, focal: float, res: int)
     return np.concatenate([xy / res * 2 - 1, (zz / res * 2)[:, None]], 1).astype(np.float32)
 
 
-def _to_frame(img_hwc: np.ndarray, m: np.ndarray, res: int) -> np.ndarray:
+def to_frame(img_hwc: np.ndarray, m: np.ndarray, res: int) -> np.ndarray:
+    """``(H, W, C)`` image -> ``(C, res, res)`` float32 numpy, sampled where ``m`` (photo -> frame) sends it."""
     t = torch.from_numpy(np.ascontiguousarray(np.asarray(img_hwc, np.float32).transpose(2, 0, 1)))[None]
     return to_numpy(warp_affine(t, np.linalg.inv(m), (res, res))[0])
 
@@ -106,10 +107,10 @@ def frame_inputs(rec, result, res: int = 128) -> FrameInputs:
     half = list(_half(src_px))
     m_src = m @ similarity_transform(src_px[half], tgt_px[half])  # source photo -> frame
     masks = np.stack([to_numpy(result.filled), to_numpy(result.mask)], -1).astype(np.float32)
-    mk = _to_frame(masks, m, res)
+    mk = to_frame(masks, m, res)
     return FrameInputs(
-        matrix=m, warp=_to_frame(to_numpy(result.image), m, res), source=_to_frame(photo, m_src, res),
-        ident=_to_frame(photo, template_matrix(src_px, res), res), filled=mk[0] > 0.5, face=mk[1] > 0.5,
+        matrix=m, warp=to_frame(to_numpy(result.image), m, res), source=to_frame(photo, m_src, res),
+        ident=to_frame(photo, template_matrix(src_px, res), res), filled=mk[0] > 0.5, face=mk[1] > 0.5,
         lmk_src=_norm3(src_px, src_z, m_src, focal, res), lmk_tgt=_norm3(tgt_px, tgt_z, m, focal, res),
         lmk_tgt_px=tgt_px)
 

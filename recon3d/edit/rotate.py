@@ -246,12 +246,12 @@ def view_report(rec, result: RotateResult, *, identity_net=None, regressor=None)
     from ..nn.landmarks import load_regressor
     from ..ops.crop import crop_box_from_landmarks
     from ._learned_fill import template_matrix
-    from ._learned_rotate import _to_frame, model_landmarks_px
+    from ._learned_rotate import model_landmarks_px, to_frame
 
     src_px, _ = model_landmarks_px(rec, fit_tensors(rec).verts_cam)
     tgt_px, _ = model_landmarks_px(rec, result.verts_cam)
     photo, view = (to_numpy(x).astype(np.float32) for x in (rec.image, result.image))
-    faces = np.stack([_to_frame(photo, template_matrix(src_px, 128), 128), _to_frame(view, template_matrix(tgt_px, 128), 128)])
+    faces = np.stack([to_frame(photo, template_matrix(src_px, 128), 128), to_frame(view, template_matrix(tgt_px, 128), 128)])
     e = embed_aligned(torch.from_numpy(faces) * 2 - 1, identity_net)
     cos = float(e[0] @ e[1] / max(float(np.linalg.norm(e[0]) * np.linalg.norm(e[1])), 1e-12))
     pose = (regressor or load_regressor())(view, crop_box_from_landmarks(tgt_px)).pose_deg

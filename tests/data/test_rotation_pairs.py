@@ -10,7 +10,7 @@ from recon3d.data._chunks import ChunkStore
 from recon3d.edit import make_synthetic_reconstruction, rotate_face
 from recon3d.edit._common import fit_tensors
 from recon3d.edit._learned_fill import template_matrix
-from recon3d.edit._learned_rotate import _to_frame, frame_inputs, model_landmarks_px
+from recon3d.edit._learned_rotate import frame_inputs, model_landmarks_px, to_frame
 from recon3d.errors import Recon3DError
 from recon3d.ops.morphology import erode
 
@@ -43,7 +43,7 @@ def test_mirror_sample_warp_matches_the_mirrored_photo(yaw):
     err = np.abs(s["warp"] / 255.0 - s["target"] / 255.0).transpose(1, 2, 0)[face].mean()
     # the un-mirrored photo in the same frame is far from the warp: the truth really is the mirror image
     src_px, _ = model_landmarks_px(rec, fit_tensors(rec).verts_cam)
-    plain = _to_frame(img, template_matrix(src_px, 128), 128)
+    plain = to_frame(img, template_matrix(src_px, 128), 128)
     err_plain = np.abs(s["warp"] / 255.0 - plain).transpose(1, 2, 0)[face].mean()
     assert err < 0.02 and err_plain > 4 * err, (err, err_plain)
     # landmarks: x, y inside the frame, mirrored source and target agree on depth order

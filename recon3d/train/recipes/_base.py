@@ -9,10 +9,22 @@ from dataclasses import asdict
 import torch
 from torch import nn
 
-__all__ = ["GDRecipe"]
+__all__ = ["GDRecipe", "TorchRngState"]
 
 
-class GDRecipe:
+class TorchRngState:
+    """A recipe whose checkpointed state is torch's global random state (the GAN, restoration, inpainting and
+    rotation recipes draw their per-step randomness from it)."""
+
+    def state_dict(self) -> dict:
+        return {"rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
+
+
+class GDRecipe(TorchRngState):
     """Base of a recipe whose ``cfg`` has ``lr`` and ``d_lr`` (see :mod:`recon3d.train.loop`)."""
 
     cfg: object
@@ -29,10 +41,3 @@ class GDRecipe:
         if "D" in net:
             opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
         return opts
-
-    def state_dict(self) -> dict:
-        return {"rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])

@@ -46,6 +46,7 @@ from ...nn.generation import generate
 from ...nn.registry import load_network
 from ...nn.stylegan2 import STYLEGAN2_D, STYLEGAN2_G, StyleDiscriminator, StyleGenerator
 from ..loop import LoopConfig, run_training
+from ._base import TorchRngState
 
 __all__ = ["GanTrainConfig", "GanRecipe", "GanRun", "FdEstimator", "build_gan", "train_gan", "save_grid", "ARCHS"]
 
@@ -141,7 +142,7 @@ def save_grid(images: torch.Tensor, path: str | Path, ncol: int) -> None:
     save_image(path, contact_sheet(batch_to_uint8(images), ncol))
 
 
-class GanRecipe:
+class GanRecipe(TorchRngState):
     """The GAN task for :func:`recon3d.train.loop.run_training` (see the module doc)."""
 
     def __init__(self, faces: FaceSet, config: GanTrainConfig, out_dir: str | Path,
@@ -273,13 +274,6 @@ class GanRecipe:
             fake = generate(G, z=z, seed=777)
             rep["fd_dlib"] = float(self.fd_fn(fake))
         return rep
-
-    def state_dict(self) -> dict:
-        return {"rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
 
 
 class FdEstimator:

@@ -276,7 +276,6 @@ class InpaintRecipe(GDRecipe):
                 "val_l1_hole": float(((y - target).abs() / 2 * hole).sum() / (3 * hole.sum()).clamp_min(1))}
 
 
-
 def build_inpainter(config: InpaintTrainConfig) -> nn.ModuleDict:
     """A fresh ``ModuleDict``: ``G`` the :class:`~recon3d.nn.inpaint.Inpainter` and, when the adversarial
     term is on, ``D`` the :class:`VGGDiscriminator`."""

@@ -62,6 +62,7 @@ from ...nn.restoration import RESTORER, FaceRestorer
 from ...nn.stylegan2 import STYLEGAN2_D, STYLEGAN2_G, StyleDiscriminator
 from ...ops.align import TEMPLATE_68
 from ..loop import LoopConfig, run_training
+from ._base import TorchRngState
 from .gan import _nonsat_d, r1_penalty
 
 __all__ = ["RestoreTrainConfig", "RestoreRecipe", "VARIANTS", "build_restorer", "train_restorer", "region_boxes",
@@ -202,7 +203,7 @@ def _reference_warp(hq: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return ((x01 - mean) * con + mean).clamp(0, 1) * 2 - 1
 
 
-class RestoreRecipe:
+class RestoreRecipe(TorchRngState):
     """The restorer task for :func:`recon3d.train.loop.run_training` (see the module doc)."""
 
     def __init__(self, faces: FaceSet, config: RestoreTrainConfig, out_dir: str | Path, *,
@@ -382,13 +383,6 @@ class RestoreRecipe:
         y = G(lq, None)
         G.train(was)
         return {"val_psnr": float(psnr(y, hq).mean()), "val_psnr_input": float(psnr(lq, hq).mean())}
-
-    def state_dict(self) -> dict:
-        return {"rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
 
 
 def bicubic_x4(hq: torch.Tensor) -> torch.Tensor:

@@ -323,7 +323,6 @@ class RefineRecipe(GDRecipe):
                 "val_l1": float(_masked_l1(y, t, v).mean() / 2), "val_l1_warp": float(_masked_l1(w, t, v).mean() / 2)}
 
 
-
 def build_refiner(config: RefineTrainConfig) -> nn.ModuleDict:
     """A fresh ``ModuleDict``: ``G`` the :class:`~recon3d.nn.rotate_refine.RotationRefiner` and, when the
     adversarial term is on, ``D`` the :class:`PoseDiscriminator`."""
