@@ -123,6 +123,26 @@ def check_refiner(args) -> int | None:
     return _preload("--refine net", lambda: load_rotation_refiner(args.refiner, device=args.device))
 
 
+def add_texture(p: argparse.ArgumentParser, size: int) -> None:
+    """``--texture-size`` and ``--texture {poisson,net}`` / ``--uv-generator``: how the UV texture is completed."""
+    p.add_argument("--texture-size", type=int, default=size, help=f"UV texture side in texels (default {size})")
+    p.add_argument("--texture", choices=("poisson", "net"), default="poisson",
+                   help="complete the texels the photo does not show by mirror + Poisson blending (default) or "
+                        "with the learned UV generator ('net')")
+    p.add_argument("--uv-generator", default=None, metavar="PATH",
+                   help="UV generator weights for --texture net (.safetensors; default: the shipped generator)")
+
+
+def check_uv_generator(args) -> int | None:
+    """With ``--texture net``: load (and cache) the UV generator now, so that missing or bad weights fail once,
+    before any work: 1 after a one-line error; else ``None``."""
+    if getattr(args, "texture", "poisson") != "net":
+        return None
+    from recon3d.nn.uv_generator import load_uv_generator
+
+    return _preload("--texture net", lambda: load_uv_generator(args.uv_generator, device=args.device))
+
+
 def prepare(args, out_root) -> int | None:
     """The checks every batch verb does before any work, and the run-time settings: ``--device``
     exists here, ``--max-pixels`` is positive, ``out_root`` can be written, the batch options are
@@ -364,3 +384,72 @@ def training_meta(verb: str, argv: list[str] | None, result, **extra) -> dict:
             "command": f"python -m pipelines.{verb} " + " ".join(
                 shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
             "torch": torch.__version__}
+
+
+def photo_build_main(argv: list[str] | None, prog: str, doc: str, build: str, size: str, what: str) -> int:
+    """The sample-builder verbs (``make_rotation_pairs``, ``make_uv_pairs``): photo folders split by hash,
+    taken in turns, built with ``recon3d.data.<build>`` into ``--out`` (resumable, ``--shard K/N``)."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", nargs="+", help="folders of face photos (aligned crops or photos with one face)")
+    ap.add_argument("--out", required=True, help="the sample folder")
+    ap.add_argument("--n", type=int, default=None, help="the first N photos (default: all)")
+    ap.add_argument("--split", choices=("train", "val", "all"), default="train", help="which split (default train)")
+    ap.add_argument("--val-percent", type=float, default=5.0, help="percent of photos held out (default 5)")
+    ap.add_argument("--chunk", type=int, default=10, help="photos per chunk file (default 10)")
+    ap.add_argument("--shard", default="0/1", help="K/N: this process does every N-th photo from the K-th")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random target poses (default 0)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    shard = parse_shard(ap, args.shard)
+    bad = next((f"{s}: not a folder" for s in args.src if not Path(s).expanduser().is_dir()), None)
+    if bad is None and args.n is not None and args.n < 1:
+        bad = "--n must be >= 1"
+    elif bad is None and args.chunk < 1:
+        bad = "--chunk must be >= 1"
+    elif bad is None and not 0 <= args.val_percent <= 100:
+        bad = "--val-percent must be within [0, 100]"
+    elif bad is None and Path(args.out).expanduser().is_file():
+        bad = f"--out {args.out}: is a file; give a folder"
+    if bad:
+        ap.print_usage(sys.stderr)
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
+
+    import importlib
+
+    import torch
+
+    from recon3d.data.faces import list_photos
+    from recon3d.data.rotation_pairs import interleave
+    from recon3d.data.splits import is_held_out, photo_key
+    from recon3d.errors import Recon3DError
+
+    mod_name, build_fn = build.rsplit(".", 1)
+    mod = importlib.import_module(f"recon3d.data.{mod_name}")
+    torch.set_num_threads(max(1, args.threads))
+    groups = []
+    for s in args.src:
+        files = list_photos(Path(s).expanduser())
+        if args.split != "all":
+            files = [p for p in files if is_held_out(photo_key(p, "/"), args.val_percent) == (args.split == "val")]
+        groups.append(files)
+    photos = interleave(groups)
+    if not photos:
+        print(f"error: no photos in the {args.split} split of {', '.join(args.src)}", file=sys.stderr)
+        return 1
+    try:
+        made = getattr(mod, build_fn)(photos, args.out, n=args.n, chunk=args.chunk, shard=shard, seed=args.seed,
+                                      progress=not args.quiet)
+        n_ok, n_skipped = getattr(mod, size)(args.out)
+    except (OSError, ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not n_ok:
+        print(f"error: {args.out}: no {what} yet ({n_skipped} skipped)", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"done: {made} photos processed now; the folder holds {n_ok} {what}s, {n_skipped} skipped -> {args.out}")
+    return 0

@@ -29,8 +29,10 @@ from pipelines._cli import (
     add_batch,
     add_common,
     add_restore,
+    add_texture,
     check_job_folder,
     check_restorer,
+    check_uv_generator,
     collect_jobs,
     load_model_arg,
     no_inputs,
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face (default: the largest)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset (fewer photometric iterations)")
     p.add_argument("--no-photometric", action="store_true", help="landmark fit only (no analysis-by-synthesis)")
-    p.add_argument("--texture-size", type=int, default=1024, help="UV texture side in texels (default 1024)")
+    add_texture(p, 1024)
     p.add_argument("--delight", action="store_true", help="remove the fitted shading from the texture")
     p.add_argument("--no-mirror", action="store_true", help="do not mirror visible texels before Poisson blending")
     p.add_argument("--no-extras", action="store_true", help="write only the mesh, texture and json")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root)) is not None or (rc := check_restorer(args)) is not None:
+    if (rc := prepare(args, out_root)) is not None or (rc := check_restorer(args) or check_uv_generator(args)) is not None:
         return rc
 
     from recon3d.batch import exported
@@ -113,7 +115,7 @@ def _setup(args, model=None):
     cfg = ReconstructConfig(texture_size=args.texture_size, fast=args.fast, photometric=not args.no_photometric,
                             delight=args.delight, mirror=not args.no_mirror, detector=args.detector,
                             detector_stages=CHAIN_V1_STAGES if args.no_mtcnn else None, regressor=args.regressor,
-                            max_pixels=args.max_pixels)
+                            max_pixels=args.max_pixels, texture_method=args.texture, uv_generator=args.uv_generator)
     out_root = Path(args.out)
 
     def process(job) -> Outcome:
@@ -129,7 +131,7 @@ def _setup(args, model=None):
         lines = []
         for i, rec in enumerate(recs):
             batch = {"source": source_id(job.source), "job": job.name, "face": i, "n_faces": len(recs),
-                     "all_faces": args.all_faces, "restored": args.restore}
+                     "all_faces": args.all_faces, "restored": args.restore, "texture": args.texture}
             save_reconstruction(rec, out_root / rec.name, formats=args.export, extras=not args.no_extras, batch=batch)
             pose = rec.pose_deg
             lines.append(f"{rec.name}: yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} deg, "

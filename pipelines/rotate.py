@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines._cli import DEMOS, add_batch, add_common, add_refine, add_restore, check_job_folder, check_refiner, check_restorer  # isort: skip
+from pipelines._cli import DEMOS, add_batch, add_common, add_refine, add_restore, add_texture, check_job_folder, check_refiner, check_restorer, check_uv_generator  # isort: skip
 from pipelines._cli import collect_jobs, describe_input, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
 
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-blend", action="store_true", help="no Poisson blending of the face silhouette")
     p.add_argument("--model", default=None, help="a converted .npz morphable model (default: the shipped model)")
     p.add_argument("--fast", action="store_true", help="fast fitting preset")
-    p.add_argument("--texture-size", type=int, default=512, help="UV texture side (default 512)")
+    add_texture(p, 512)
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
     add_refine(p)
     add_restore(p, "of every rendered view")
@@ -80,11 +80,11 @@ def _process(src, stem: str, args, model, out_root: Path):
     cfg = api.ReconstructConfig(texture_size=args.texture_size, fast=args.fast, max_pixels=args.max_pixels)
     rec = api.reconstruct(src, model=model, config=cfg, device=args.device, name=stem)
     poses = [(y, p) for p in args.pitch for y in (args.yaw if args.yaw is not None else [-30.0, -15.0, 0.0, 15.0, 30.0])]
-    results = rotate_views(rec, poses, absolute=args.absolute, **(kw := dict(blend=not args.no_blend, refine=args.refine, refiner=args.refiner)))
+    results = rotate_views(rec, poses, absolute=args.absolute, **(kw := dict(blend=not args.no_blend, refine=args.refine, refiner=args.refiner, texture_method=args.texture, uv_generator=args.uv_generator)))
     refine = (lambda v: restore_views(rec, v, weights=args.restore_weights, device=args.device)) if args.restore else (lambda v: v)
     results = refine(results)
     with atomic_dir(out_root / stem) as out:  # the folder appears complete, or not at all
-        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "refine": args.refine, "restored": args.restore, "outputs": []}
+        record = {"input": describe_input(src, stem), "pose_deg": rec.pose_deg, "absolute": args.absolute, "refine": args.refine, "texture": args.texture, "restored": args.restore, "outputs": []}
         for (yaw, pitch), r in zip(poses, results, strict=True):
             name = f"{stem}_yaw{_fmt(yaw)}_pitch{_fmt(pitch)}"
             save_image(out / f"{name}.png", r.image)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --grid-size must be within [16, 4096] and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root) or check_restorer(args) or check_refiner(args)) is not None:
+    if (rc := prepare(args, out_root) or check_restorer(args) or check_refiner(args) or check_uv_generator(args)) is not None:
         return rc
     from recon3d.errors import Recon3DError
 

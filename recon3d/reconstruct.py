@@ -33,6 +33,7 @@ from .render import render_mesh
 from .structures.reconstruction import Reconstruction
 from .texture import uv_raster
 from .texture.from_fit import texture_from_fit
+from .texture.learned import TEXTURE_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class ReconstructConfig:
             from the landmarks) or ``"regressor"`` (the landmark regressor's pose head, when the
             detector backend gives one; otherwise the closed form).
         max_pixels: refuse larger images (:func:`recon3d.io.load_image`).
+        texture_method: how the unseen texels are completed: ``"poisson"`` (mirror + Poisson blending into the
+            fitted 3DMM albedo) or ``"net"`` (the learned UV generator corrects that completion,
+            :mod:`recon3d.texture.learned`).
+        uv_generator: the UV generator's weights file for ``"net"`` (default: the shipped one).
     """
 
     texture_size: int = 1024
@@ -77,8 +82,13 @@ class ReconstructConfig:
     fit: FitConfig | None = None
     fit_init_pose: str = "landmarks"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    texture_method: str = "poisson"
+    uv_generator: str | None = None
 
     def __post_init__(self):
+        if self.texture_method not in TEXTURE_METHODS:
+            raise ValueError(f"ReconstructConfig: texture_method must be one of {', '.join(TEXTURE_METHODS)}, "
+                             f"got {self.texture_method!r}")
         if self.fit_init_pose not in ("landmarks", "regressor"):
             raise ValueError(f"ReconstructConfig: fit_init_pose must be 'landmarks' or 'regressor', "
                              f"got {self.fit_init_pose!r}")
@@ -259,6 +269,15 @@ def reconstruct(
                            all_faces=False, device=device, name=name, callback=callback)[0]
 
 
+def _uv_generator(config: ReconstructConfig, device):
+    """The UV generator of ``config`` (None for the classical completion), on ``device``."""
+    if config.texture_method != "net":
+        return None
+    from .nn.uv_generator import load_uv_generator
+
+    return load_uv_generator(config.uv_generator, device=device)
+
+
 def _reconstruct_one(job: _Job, face: _Face) -> Reconstruction:
     model, config, cb = job.model, job.config, job.callback
     timings = dict(job.timings)
@@ -281,7 +300,8 @@ def _reconstruct_one(job: _Job, face: _Face) -> Reconstruction:
         uvr = uv_raster(model, resolution=config.texture_size)
         tex = texture_from_fit(image_b, res.verts_cam.detach(), model.faces, res.camera.K, uvr,
                                albedo_v=model.albedo(res.params.albedo), light=res.params.light,
-                               delight=config.delight, mirror=config.mirror)
+                               delight=config.delight, mirror=config.mirror, method=config.texture_method,
+                               uv_generator=_uv_generator(config, job.device))
     timings["texture"] = time.perf_counter() - t0
     cb("done", 1.0)
     return Reconstruction(

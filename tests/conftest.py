@@ -70,3 +70,16 @@ def blurred_astronaut():
     from skimage.data import astronaut
 
     return np.asarray(Image.fromarray(astronaut()).filter(ImageFilter.GaussianBlur(2)))
+
+
+@pytest.fixture(scope="session")
+def astronaut_fit():
+    """scikit-image's astronaut reconstructed and unwrapped into a 64² UV map (recon3d.data.uv_pairs.fit_photo)."""
+    import numpy as np
+    from skimage.data import astronaut
+
+    from recon3d.data.uv_pairs import fit_photo
+
+    fit = fit_photo(astronaut()[:300, 100:400].astype(np.float32) / 255, res=64)
+    assert not isinstance(fit, str), fit
+    return fit

@@ -37,7 +37,7 @@ ALIASES = ("recon3d.mesh", "recon3d.regressor", "recon3d.morphable.loaders", "re
 SAME_LAYER_OK = {
     ("recon3d.io", "recon3d.structures"), ("recon3d.io", "recon3d.ops"), ("recon3d.structures", "recon3d.ops"),
     ("recon3d.morphable", "recon3d.render"),
-    ("recon3d.texture", "recon3d.fitting"),
+    ("recon3d.texture", "recon3d.fitting"), ("recon3d.texture", "recon3d.nn"),
     ("recon3d.train", "recon3d.data"),
     ("recon3d.morphable.build", "recon3d.data"),
 }

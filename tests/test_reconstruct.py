@@ -203,3 +203,46 @@ def test_cli_several_faces_largest_by_default_and_all_faces(tmp_path):
     assert xs.mean() < 512  # the larger face is on the left
     assert cli.main([str(p), "--out", str(tmp_path / "o2"), "--all-faces", *CLI_FAST]) == 0
     assert sorted(d.name for d in (tmp_path / "o2").iterdir()) == [".done", "index.jsonl", "two_face0", "two_face1"]
+
+
+def _changed_uv_generator(path):
+    from recon3d.nn import NETWORKS, save_network
+    from recon3d.nn.uv_generator import UVGenerator
+
+    net = UVGenerator(32, widths=(8, 8, 16, 16), bottleneck=2).eval()
+    torch.nn.init.normal_(net.to_rgb.weight, std=0.2)
+    torch.nn.init.constant_(net.to_rgb.bias, 0.3)  # a generator that visibly changes what it completes
+    save_network(net, path, NETWORKS["uv_generator"], half=False)
+    return path
+
+
+def test_texture_net_changes_only_the_texels_the_photo_does_not_show(astro, tmp_path):
+    w = _changed_uv_generator(tmp_path / "g.safetensors")
+    cfg = ReconstructConfig(fast=True, texture_size=256, texture_method="net", uv_generator=str(w))
+    net = reconstruct(_astronaut(), config=cfg, name="astronaut")
+    seen = astro.texture_mask > 0
+    assert seen.float().mean() > 0.1
+    torch.testing.assert_close(net.texture[seen], astro.texture[seen])
+    from recon3d.texture import uv_raster
+
+    hole = uv_raster(astro.model, resolution=256).mask & ~seen
+    assert (net.texture[hole] - astro.texture[hole]).abs().mean() > 0.02
+    with pytest.raises(ValueError, match="texture_method must be one of poisson, net"):
+        ReconstructConfig(texture_method="gan")
+
+
+def test_cli_texture_net_flags(tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(_astronaut()).save(img)
+    w = _changed_uv_generator(tmp_path / "g.safetensors")
+    assert cli.main([str(img), "--out", str(tmp_path / "o"), *CLI_FAST, "--texture", "net", "--uv-generator", str(w)]) == 0
+    assert json.loads((tmp_path / "o" / "a" / "a.json").read_text())["batch"]["texture"] == "net"
+    capsys.readouterr()
+    assert cli.main([str(img), "--out", str(tmp_path / "o2"), *CLI_FAST, "--texture", "net",
+                     "--uv-generator", str(tmp_path / "none.safetensors")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --texture net:"), err
+    assert not (tmp_path / "o2" / "a").exists()
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(img), "--texture", "gan"])
+    assert e.value.code == 2

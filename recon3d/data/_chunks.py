@@ -118,3 +118,64 @@ class ChunkStore:
                       else np.zeros((0, *shape), dtype))
                for name, (shape, dtype) in self.fields.items()}
         return np.asarray(order, np.int64), out, {i: r for i, r in skipped.items() if i not in rows}
+
+
+def build_photo_chunks(where: str, photos: list, out_dir: str | Path, config: dict, store_fields: dict,
+                       kinds: tuple[str, ...], sample_fn, *, n: int | None, chunk: int, shard: tuple[int, int],
+                       desc: str, progress: bool = True, setup=None) -> int:
+    """The resumable photo loop shared by the sample builders: ``len(kinds)`` items per photo (item
+    ``len(kinds) * photo + kind``), computed by ``sample_fn(photo_array, photo_index, state)`` as
+    ``{kind: arrays or the reason it was skipped}``; ``setup()`` (when given) builds ``state`` once, only when
+    there is work. ``config`` is kept in ``out_dir/config.json`` and must match a folder's earlier progress.
+
+    Returns:
+        The number of photos this call processed.
+
+    Raises:
+        Recon3DError: the folder holds progress made with other settings.
+        ValueError: bad ``n``, ``chunk`` or ``shard``, or no photos.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from ..errors import Recon3DError
+    from ..io.atomic import clean_stale_temps
+    from ..io.image import load_image
+    from .degrade import same_settings
+
+    k, m = check_build_args(where, n, chunk, shard)
+    photos = [Path(p) for p in photos][: n if n is not None else None]
+    if not photos:
+        raise ValueError(f"{where}: no photos")
+    out = Path(out_dir).expanduser()
+    cfg_path = out / "config.json"
+    if not same_settings(cfg_path, config):
+        raise Recon3DError(f"{where}: {out} holds progress made with other settings (or another photo list); "
+                           "delete it or use the same settings")
+    out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)
+    if not cfg_path.is_file():
+        with atomic_file(cfg_path, "w") as fh:
+            json.dump(config, fh, indent=1, sort_keys=True)
+    store = ChunkStore(out, store_fields, compress=True)
+    ok, sk = store.index()
+    done = {i // len(kinds) for i in ok | sk}
+    todo = [i for i in range(len(photos)) if i % m == k and i not in done]
+    state = setup() if todo and setup is not None else None
+    bar = tqdm(total=len(todo), desc=desc, unit="photo", disable=not progress)
+    try:
+        for a in range(0, len(todo), chunk):
+            results: dict[int, dict | str] = {}
+            for i in todo[a:a + chunk]:
+                try:
+                    samples = sample_fn(load_image(photos[i]).image, i, state)
+                except Recon3DError as e:  # an unreadable photo: recorded, never fatal
+                    samples = {kk: f"{type(e).__name__}: {e}" for kk in kinds}
+                for j, kind in enumerate(kinds):
+                    results[len(kinds) * i + j] = samples[kind]
+                bar.update(1)
+            store.write(results)
+    finally:
+        bar.close()
+    return len(todo)

@@ -34,9 +34,7 @@ import numpy as np
 
 from ..conventions import IBUG68_MIRROR
 from ..errors import Recon3DError
-from ..io.atomic import atomic_file, clean_stale_temps
-from ._chunks import ChunkStore, check_build_args
-from .degrade import same_settings
+from ._chunks import ChunkStore, build_photo_chunks, check_build_args
 from .splits import hash32
 
 __all__ = ["RotationPairs", "KINDS", "RES", "PAD", "SMALL", "CACHE_VERSION", "rotation_samples", "mirror_sample",
@@ -246,49 +244,16 @@ def build_rotation_pairs(photos: list[Path], out_dir: str | os.PathLike, *, n: i
         Recon3DError: the folder holds progress made with other settings.
         ValueError: bad ``n``, ``chunk`` or ``shard``, or no photos.
     """
-    from tqdm import tqdm
-
-    from ..io.image import load_image
     from ..nn.identity import load_identity_net
 
-    k, m = check_build_args("build_rotation_pairs()", n, chunk, shard)
+    check_build_args("build_rotation_pairs()", n, chunk, shard)
     photos = [Path(p) for p in photos][: n if n is not None else None]
-    if not photos:
-        raise ValueError("build_rotation_pairs(): no photos")
-    out = Path(out_dir).expanduser()
     config = {"version": CACHE_VERSION, "res": RES, "pad": PAD, "seed": int(seed),
               "photos": hash32("\n".join(p.name for p in photos[:64]))}
-    cfg_path = out / "config.json"
-    if not same_settings(cfg_path, config):
-        raise Recon3DError(f"build_rotation_pairs(): {out} holds progress made with other settings (or another "
-                           "photo list); delete it or use the same settings")
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out)
-    if not cfg_path.is_file():
-        with atomic_file(cfg_path, "w") as fh:
-            json.dump(config, fh, indent=1, sort_keys=True)
-    store = ChunkStore(out, _fields(RES), compress=True)
-    ok, sk = store.index()
-    done = {i // len(KINDS) for i in ok | sk}
-    todo = [i for i in range(len(photos)) if i % m == k and i not in done]
-    net = load_identity_net() if todo else None
-    bar = tqdm(total=len(todo), desc="rotation pairs", unit="photo", disable=not progress)
-    try:
-        for a in range(0, len(todo), chunk):
-            results: dict[int, dict | str] = {}
-            for i in todo[a:a + chunk]:
-                try:
-                    photo = load_image(photos[i]).image
-                    samples = rotation_samples(photo, seed * 1_000_003 + i, emb_net=net)
-                except Recon3DError as e:  # an unreadable photo: recorded, never fatal
-                    samples = {kk: f"{type(e).__name__}: {e}" for kk in KINDS}
-                for j, kind in enumerate(KINDS):
-                    results[len(KINDS) * i + j] = samples[kind]
-                bar.update(1)
-            store.write(results)
-    finally:
-        bar.close()
-    return len(todo)
+    return build_photo_chunks(
+        "build_rotation_pairs()", photos, out_dir, config, _fields(RES), KINDS,
+        lambda photo, i, net: rotation_samples(photo, seed * 1_000_003 + i, emb_net=net),
+        n=n, chunk=chunk, shard=shard, desc="rotation pairs", progress=progress, setup=load_identity_net)
 
 
 def load_rotation_pairs(out_dir: str | os.PathLike) -> RotationPairs:

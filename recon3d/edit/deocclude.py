@@ -407,15 +407,18 @@ def _resolve_cue(cue: str, net) -> str:
     return DEFAULT_CUE
 
 
-def occluder_free_texture(rec, occ: np.ndarray, texture_size: int) -> torch.Tensor:
+def occluder_free_texture(rec, occ: np.ndarray, texture_size: int, *, method: str = "poisson",
+                          uv_generator=None) -> torch.Tensor:
     """Unwrap the photo again without the texels seen through ``occ`` (``(H, W)`` bool numpy), de-light
-    and complete it: ``(Ht, Wt, 3)`` on the device of ``rec`` (also the texture of :mod:`recon3d.edit.rotate`)."""
+    and complete it (``method``, ``uv_generator``: see :func:`recon3d.texture.from_fit.texture_from_fit`):
+    ``(Ht, Wt, 3)`` on the device of ``rec`` (also the texture of :mod:`recon3d.edit.rotate`)."""
     o = tensor_opts(rec)
     m = model_of(rec)
     uvr = uv_raster(m, resolution=texture_size)
     tex = texture_from_fit(rec.image.to(**o)[None], verts_cam_of(rec), m.faces, fit_camera(rec)[0], uvr,
                            albedo_v=_fit_albedo(rec, m), light=fit_light(rec),
-                           exclude=to_device(dilate(occ, 2), o), delight=True, max_value=1.5, mirror=True, clamp=False)
+                           exclude=to_device(dilate(occ, 2), o), delight=True, max_value=1.5, mirror=True, clamp=False, method=method,
+                           uv_generator=uv_generator)
     return tex.texture[0].clamp(0, 1.5)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from ..ops.morphology import diffuse_fill, erode
 from ..ops.poisson import poisson_blend
 from ..render import rasterize
 from ..render.warp import warp_triangles
+from ..texture.learned import TEXTURE_METHODS
 from ._common import albedo_texture, check_rec, fit_tensors, numpy_dtype, render_textured, to_device, to_numpy
 from .deocclude import occluder_free_texture
 
@@ -93,7 +95,7 @@ class _Prep:
     the reconstruction's device, see :func:`recon3d.edit._common.tensor_opts`; the photo also as the
     numpy array the warp reads)."""
 
-    def __init__(self, rec, texture_is_albedo, texture="recomplete"):
+    def __init__(self, rec, texture_is_albedo, texture="recomplete", texture_method="poisson", uv_generator=None):
         self.rec = rec
         ft = fit_tensors(rec)
         self.np_dtype = numpy_dtype(ft.opts)
@@ -103,7 +105,8 @@ class _Prep:
         self.faces, self.verts_cam = ft.faces, ft.verts_cam  # (F,3), (V,3)
         if texture == "recomplete":
             ts = min(int(rec.texture.shape[0]), 512)
-            self.albedo_tex = occluder_free_texture(rec, np.zeros(self.image.shape[:2], bool), ts)
+            self.albedo_tex = occluder_free_texture(rec, np.zeros(self.image.shape[:2], bool), ts,
+                                                    method=texture_method, uv_generator=uv_generator)
         elif texture == "reconstruction":
             self.albedo_tex, _ = albedo_texture(rec, is_albedo=texture_is_albedo)
         else:
@@ -176,7 +179,7 @@ def _target(prep: _Prep, yaw_deg: float, pitch_deg: float, roll_deg: float, abso
 
 def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, texture: str = "recomplete",
                  texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE,
-                 refiner=None) -> list[RotateResult]:
+                 refiner=None, texture_method: str = "poisson", uv_generator=None) -> list[RotateResult]:
     """Several re-posed images of one reconstruction (shares the pose-independent work).
 
     Args:
@@ -196,6 +199,11 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
             correction pasted back under a feathered mask (:mod:`recon3d.edit._learned_rotate`).
         refiner: a :class:`~recon3d.nn.rotate_refine.RotationRefiner`, or a path to its weights (default: the
             shipped ones), for ``refine="net"``; it runs on the reconstruction's device.
+        texture_method: how ``texture="recomplete"`` completes the texels the photo does not show (the far
+            side of the head): ``"poisson"`` (mirror + Poisson) or ``"net"`` (the learned UV generator,
+            :mod:`recon3d.texture.learned`).
+        uv_generator: a :class:`~recon3d.nn.uv_generator.UVGenerator` or a path to its weights (default: the
+            shipped ones), for ``texture_method="net"``.
 
     Returns:
         One :class:`RotateResult` per pose.
@@ -212,7 +220,15 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
         raise ValueError(f"rotate_views(): refine must be one of {REFINE_MODES}, got {refine!r}")
     poses = _check_poses("rotate_views()", poses)
     net = _refiner(refiner, rec.image.device) if refine == "net" else None
-    prep = _Prep(rec, texture_is_albedo, texture)
+    if texture_method not in TEXTURE_METHODS:
+        raise ValueError(f"rotate_views(): texture_method must be one of {TEXTURE_METHODS}, got {texture_method!r}")
+    gen = None
+    if texture_method == "net" and texture == "recomplete":
+        from ..nn.uv_generator import load_uv_generator
+
+        gen = uv_generator if not isinstance(uv_generator, (str, os.PathLike, type(None))) else \
+            load_uv_generator(uv_generator, device=rec.image.device)
+    prep = _Prep(rec, texture_is_albedo, texture, texture_method, gen)
     out = [_rotate_one(prep, _target(prep, *p, absolute), blend=blend) for p in poses]
     return out if net is None else [_refined(rec, r, net, prep) for r in out]
 
@@ -280,7 +296,8 @@ def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
 
 def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
                 absolute: bool = False, blend: bool = True, texture: str = "recomplete",
-                texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None) -> RotateResult:
+                texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None,
+                texture_method: str = "poisson", uv_generator=None) -> RotateResult:
     """Re-pose the face of a reconstruction inside its photo (the whole image is returned).
 
     Args:
@@ -290,7 +307,7 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
             :mod:`recon3d.conventions` (the pose the fit reports in ``rec.pose_deg``).
         absolute: see above.
         blend: Poisson-blend a 4-pixel band along the face silhouette.
-        texture, texture_is_albedo, refine, refiner: see :func:`rotate_views`.
+        texture, texture_is_albedo, refine, refiner, texture_method, uv_generator: see :func:`rotate_views`.
 
     Returns:
         :class:`RotateResult`.
@@ -301,12 +318,15 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
     """
     check_rec("rotate_face()", rec)
     return rotate_views(rec, [(yaw_deg, pitch_deg, roll_deg)], absolute=absolute, blend=blend, texture=texture,
-                        texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner)[0]
+                        texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner,
+                        texture_method=texture_method, uv_generator=uv_generator)[0]
 
 
 def frontalize(rec, *, blend: bool = True, texture: str = "recomplete",
-               texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None) -> RotateResult:
+               texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None,
+               texture_method: str = "poisson", uv_generator=None) -> RotateResult:
     """Rotate the head to yaw = pitch = 0 (roll kept): :func:`rotate_face` with ``absolute=True``."""
     check_rec("frontalize()", rec)
     return rotate_face(rec, yaw_deg=0.0, pitch_deg=0.0, absolute=True, blend=blend, texture=texture,
-                       texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner)
+                       texture_is_albedo=texture_is_albedo, refine=refine, refiner=refiner,
+                       texture_method=texture_method, uv_generator=uv_generator)

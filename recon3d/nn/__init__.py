@@ -41,10 +41,12 @@ from .registry import NetworkSpec, load_network, save_network
 from .restoration import REF_SR, RESTORER
 from .rotate_refine import ROTATION_REFINER
 from .stylegan2 import STYLEGAN2_D, STYLEGAN2_G
+from .uv_generator import UV_GENERATOR
 
 #: every network of recon3d by registry name
 NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET, STYLEGAN2_G,
                                                           STYLEGAN2_D, DCGAN_G, DCGAN_D, RESTORER, REF_SR,
-                                                          MTCNN_NETS, INPAINTER, ROTATION_REFINER)}
+                                                          MTCNN_NETS, INPAINTER, ROTATION_REFINER,
+                                                          UV_GENERATOR)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

@@ -20,6 +20,7 @@ from ..conventions import opencv_to_opengl_cam
 from ..ops.geometry import vertex_normals
 from ..render import sh_shading
 from .complete import complete_texture
+from .learned import TEXTURE_METHODS, net_correction
 from .unwrap import UVRaster, bake_vertex_attr_to_uv, remove_shading, unwrap_texture
 
 __all__ = ["FitTexture", "fit_vertex_shading", "bake_fit_shading", "texture_from_fit"]
@@ -81,6 +82,8 @@ def texture_from_fit(
     max_value: float = 1.0,
     mirror: bool = True,
     clamp: bool = True,
+    method: str = "poisson",
+    uv_generator=None,
 ) -> FitTexture:
     """The UV texture of a fitted face: unwrap ``image``, bake the fitted shading, de-light, complete.
 
@@ -102,13 +105,20 @@ def texture_from_fit(
         delight: divide the fitted shading out of the photo colours.
         max_value: upper clamp of the de-lit colours.
         mirror, clamp: passed to :func:`~recon3d.texture.complete_texture` (``keep_visible=True``).
+        method: ``"poisson"`` (mirror + Poisson blending) or ``"net"``: the learned UV generator corrects that
+            completion on the unseen texels (:func:`recon3d.texture.learned.net_correction`; it works on photo
+            colours, so with ``delight`` its correction is divided by the fitted shading).
+        uv_generator: the generator of ``method="net"`` (default: the shipped one).
 
     Returns:
         :class:`FitTexture`.
 
     Raises:
         ShapeError: on wrong shapes.
+        ValueError: an unknown ``method``.
     """
+    if method not in TEXTURE_METHODS:
+        raise ValueError(f"texture_from_fit(): method must be one of {', '.join(TEXTURE_METHODS)}, got {method!r}")
     d = check_shapes("texture_from_fit()", image=(image, "B H W 3"), verts_cam=(verts_cam, "B V 3"),
                      faces=(faces, "F 3"), K=(K, "B 3 3"), light=(light, "B 9 3"), exclude=(exclude, "H W"))
     normals = vertex_normals(verts_cam, faces)
@@ -129,5 +139,16 @@ def texture_from_fit(
     else:
         target = (albedo_uv * shading_uv).clamp(0, 1)
     comp = complete_texture(tex_vis, visible, target, uvr, mirror=mirror, keep_visible=True, clamp=clamp)
-    return FitTexture(texture=comp.texture, texture_visible=tex_vis, visible=visible, confidence=unw.confidence,
+    texture = comp.texture
+    if method == "net":  # the generator works on photo colours; its correction is de-lit with the texture
+        shaded = (albedo_uv * shading_uv).clamp(0, 1)
+        base = comp.texture if not delight else complete_texture(
+            unw.texture, visible, shaded, uvr, mirror=mirror, keep_visible=True).texture
+        corr = net_correction(unw.texture, visible, shaded, base.clamp(0, 1), uvr, uv_generator).to(texture.dtype)
+        if delight:
+            corr = corr / shading_uv.clamp_min(0.05)
+        hi = max_value if delight else 1.0
+        hole = (uvr.mask.to(visible.device)[None] & ~visible)[..., None]
+        texture = torch.where(hole, (texture + corr).clamp(0, hi) if clamp else texture + corr, texture)
+    return FitTexture(texture=texture, texture_visible=tex_vis, visible=visible, confidence=unw.confidence,
                       albedo_uv=albedo_uv, shading_uv=shading_uv)

@@ -94,7 +94,8 @@ def test_networks_table_names_every_network():
     from recon3d.nn.identity import IDENTITY_NET
 
     assert set(NETWORKS) == {"landmarks", "occluder", "identity", "stylegan2", "stylegan2-d", "dcgan", "dcgan-d",
-                             "restorer", "refsr", "mtcnn", "inpainter", "rotation_refiner"}
+                             "restorer", "refsr", "mtcnn", "inpainter", "rotation_refiner",
+                             "uv_generator"}
     assert (NETWORKS["landmarks"], NETWORKS["occluder"], NETWORKS["identity"]) == (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET)
     assert all(s.format for s in NETWORKS.values())
     # every network ships its weights except the identity network, whose source is dlib's installed .dat

@@ -157,3 +157,24 @@ def test_rotate_cli_refine_net_and_bad_refiner(fake_reconstruct, images, tmp_pat
                                 "--out", str(out / "bad")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --refine net:")
+
+
+def test_rotate_cli_texture_net(fake_reconstruct, images, tmp_path):
+    import torch
+
+    from recon3d.nn import NETWORKS, save_network
+    from recon3d.nn.uv_generator import UVGenerator
+
+    net = UVGenerator(32, widths=(8, 8, 16, 16), bottleneck=2).eval()
+    torch.nn.init.constant_(net.to_rgb.bias, 0.5)  # brightens whatever it completes
+    w = tmp_path / "g.safetensors"
+    save_network(net, w, NETWORKS["uv_generator"], half=False)
+    out = tmp_path / "out"
+    args = [str(images[0]), "--yaw", "60", "--no-mesh", "-q"]
+    assert rot_cli.main(args + ["--out", str(out / "poisson")]) == 0
+    assert rot_cli.main(args + ["--texture", "net", "--uv-generator", str(w), "--out", str(out / "net")]) == 0
+    rec = json.loads((out / "net" / "a" / "a_rotate.json").read_text())
+    assert rec["texture"] == "net"
+    a = np.asarray(Image.open(out / "poisson" / "a" / "a_yaw+60_pitch+0.png"), np.float32)
+    b = np.asarray(Image.open(out / "net" / "a" / "a_yaw+60_pitch+0.png"), np.float32)
+    assert np.abs(a - b).max() > 10

@@ -1,0 +1,94 @@
+"""Train the learned UV texture generator (:mod:`recon3d.nn.uv_generator`, thesis 4.3.2).
+
+    python -m pipelines.make_uv_pairs ../shared/faces-128 ../shared/300w/afw ../shared/300w/helen_trainset \\
+        --out ~/.cache/recon3d/uv-pairs/train --n 3000
+    python -m pipelines.make_uv_pairs ../shared/faces-128 --split val --out ~/.cache/recon3d/uv-pairs/val --n 60
+    python -m pipelines.train_uv_generator --pairs ~/.cache/recon3d/uv-pairs/train \\
+        --val-pairs ~/.cache/recon3d/uv-pairs/val --minutes 60 --out ~/.cache/recon3d/uvgen \\
+        --export assets/recon3d_uv_generator_128_v1.safetensors
+
+The generator learns to complete the partial UV map unwrapped from a photo from the samples of
+``pipelines.make_uv_pairs`` (recipe :mod:`recon3d.train.recipes.uv_generator`: the real texels a turn of the
+head hid, the thesis's reconstruction, partial and face adversarial, symmetry, identity and TV terms).
+``OUT/last.pt`` is written every few minutes; rerunning resumes and ``--minutes`` is the total across runs.
+``--init`` fine-tunes exported weights of the same configuration. ``--export`` writes fp16 safetensors with the
+configuration and training summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ._cli import setup_logging, setup_torch, training_meta, training_progress
+
+log = logging.getLogger("pipelines.train_uv_generator")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipelines.train_uv_generator", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", required=True, help="training samples (pipelines.make_uv_pairs)")
+    ap.add_argument("--val-pairs", default=None, help="held-out samples: L1 on the hidden texels is logged")
+    ap.add_argument("--out", required=True, help="checkpoint / history folder")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training-time budget (total, across resumed runs)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="what --minutes counts: elapsed time or this process's CPU time")
+    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    for name, default in (("hid", 10.0), ("rec", 1.0), ("adv", 0.01), ("sym", 0.1), ("id", 0.5), ("tv", 0.1)):
+        ap.add_argument(f"--lambda-{name}", type=float, default=default, help=f"loss weight (default {default}); 0: off")
+    ap.add_argument("--init", default=None, help="fine-tune these exported generator weights")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--export", default=None, help="write the trained generator here (fp16 safetensors)")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+
+    from recon3d.errors import Recon3DError
+
+    if (rc := setup_torch(args.threads, args.device)) is not None:
+        return rc
+    from recon3d.data.uv_pairs import load_uv_pairs
+    from recon3d.nn.registry import save_network
+    from recon3d.nn.uv_generator import UV_GENERATOR
+    from recon3d.train.recipes.uv_generator import UVTrainConfig, train_uv_generator
+
+    try:
+        pairs = load_uv_pairs(args.pairs)
+        val = load_uv_pairs(args.val_pairs) if args.val_pairs else None
+    except (OSError, ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = UVTrainConfig(batch=args.batch, lr=args.lr, max_minutes=None if args.steps else args.minutes,
+                        max_steps=args.steps, clock=args.clock, eval_every=args.eval_every, seed=args.seed,
+                        **{f"lambda_{k}": getattr(args, f"lambda_{k}") for k in ("hid", "rec", "adv", "sym", "id", "tv")})
+    bar, progress, say = training_progress(args, "train UV generator", ("hid", "rec", "id"))
+    try:
+        res = train_uv_generator(pairs, args.out, cfg, init=args.init, val=val, device=args.device, log_fn=say,
+                            progress=progress)
+    except (ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.export:
+        meta = training_meta("train_uv_generator", argv, res, clock=args.clock, n_train_samples=len(pairs),
+                             training_data=args.pairs, device=args.device)
+        out = Path(args.export)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_network(res.net["G"], out, UV_GENERATOR, meta=meta)
+        log.info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
