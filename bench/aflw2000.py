@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="landmark backend(s), e.g. dlib recon3d; BACKEND=REGRESSOR picks the recon3d backend's "
                          "regressor (a shipped version such as v1, or a weights file), a +posefit suffix starts the "
                          "fit's rotation from the regressor's pose head (e.g. recon3d=v1 recon3d recon3d+posefit)")
+    ap.add_argument("--texture", choices=("poisson", "net"), default="poisson",
+                    help="texture completion of the reconstructions (Table 4.2 columns; default poisson)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write per-image results (landmarks, NMEs, pose) here")
     ap.add_argument("--reannotated", default=None,
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in args.detector:
         backend, reg, posefit = parse_detector(d)
         cfgs[d] = ReconstructConfig(fast=args.fast, photometric=not args.no_photometric, texture_size=256,
+                                    texture_method=args.texture,
                                     detector=backend, regressor=reg, fit_init_pose="regressor" if posefit else "landmarks")
     re_path = Path(args.reannotated) if args.reannotated else Path(args.data_dir) / "reannotated_pts68.npz"
     if args.reannotated and not re_path.is_file():

@@ -126,9 +126,11 @@ def check_refiner(args) -> int | None:
 def add_texture(p: argparse.ArgumentParser, size: int) -> None:
     """``--texture-size`` and ``--texture {poisson,net}`` / ``--uv-generator``: how the UV texture is completed."""
     p.add_argument("--texture-size", type=int, default=size, help=f"UV texture side in texels (default {size})")
-    p.add_argument("--texture", choices=("poisson", "net"), default="poisson",
-                   help="complete the texels the photo does not show by mirror + Poisson blending (default) or "
-                        "with the learned UV generator ('net')")
+    from recon3d.texture.learned import DEFAULT_TEXTURE_METHOD, TEXTURE_METHODS
+
+    p.add_argument("--texture", choices=TEXTURE_METHODS, default=DEFAULT_TEXTURE_METHOD,
+                   help="complete the texels the photo does not show by mirror + Poisson blending ('poisson') or "
+                        f"with the learned UV generator ('net'; default {DEFAULT_TEXTURE_METHOD!r})")
     p.add_argument("--uv-generator", default=None, metavar="PATH",
                    help="UV generator weights for --texture net (.safetensors; default: the shipped generator)")
 

@@ -33,7 +33,7 @@ from .render import render_mesh
 from .structures.reconstruction import Reconstruction
 from .texture import uv_raster
 from .texture.from_fit import texture_from_fit
-from .texture.learned import TEXTURE_METHODS
+from .texture.learned import DEFAULT_TEXTURE_METHOD, TEXTURE_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ReconstructConfig:
     fit: FitConfig | None = None
     fit_init_pose: str = "landmarks"
     max_pixels: int = DEFAULT_MAX_PIXELS
-    texture_method: str = "poisson"
+    texture_method: str = DEFAULT_TEXTURE_METHOD
     uv_generator: str | None = None
 
     def __post_init__(self):

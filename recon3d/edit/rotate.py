@@ -44,7 +44,7 @@ from ..ops.morphology import diffuse_fill, erode
 from ..ops.poisson import poisson_blend
 from ..render import rasterize
 from ..render.warp import warp_triangles
-from ..texture.learned import TEXTURE_METHODS
+from ..texture.learned import DEFAULT_TEXTURE_METHOD, TEXTURE_METHODS
 from ._common import albedo_texture, check_rec, fit_tensors, numpy_dtype, render_textured, to_device, to_numpy
 from .deocclude import occluder_free_texture
 
@@ -179,7 +179,7 @@ def _target(prep: _Prep, yaw_deg: float, pitch_deg: float, roll_deg: float, abso
 
 def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, texture: str = "recomplete",
                  texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE,
-                 refiner=None, texture_method: str = "poisson", uv_generator=None) -> list[RotateResult]:
+                 refiner=None, texture_method: str = DEFAULT_TEXTURE_METHOD, uv_generator=None) -> list[RotateResult]:
     """Several re-posed images of one reconstruction (shares the pose-independent work).
 
     Args:
@@ -297,7 +297,7 @@ def _check_poses(where: str, poses) -> list[tuple[float, float, float]]:
 def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
                 absolute: bool = False, blend: bool = True, texture: str = "recomplete",
                 texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None,
-                texture_method: str = "poisson", uv_generator=None) -> RotateResult:
+                texture_method: str = DEFAULT_TEXTURE_METHOD, uv_generator=None) -> RotateResult:
     """Re-pose the face of a reconstruction inside its photo (the whole image is returned).
 
     Args:
@@ -324,7 +324,7 @@ def rotate_face(rec, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: 
 
 def frontalize(rec, *, blend: bool = True, texture: str = "recomplete",
                texture_is_albedo: bool | None = None, refine: str = DEFAULT_REFINE, refiner=None,
-               texture_method: str = "poisson", uv_generator=None) -> RotateResult:
+               texture_method: str = DEFAULT_TEXTURE_METHOD, uv_generator=None) -> RotateResult:
     """Rotate the head to yaw = pitch = 0 (roll kept): :func:`rotate_face` with ``absolute=True``."""
     check_rec("frontalize()", rec)
     return rotate_face(rec, yaw_deg=0.0, pitch_deg=0.0, absolute=True, blend=blend, texture=texture,

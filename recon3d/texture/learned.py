@@ -16,10 +16,12 @@ import torch.nn.functional as F
 
 from .unwrap import UVRaster
 
-__all__ = ["net_complete", "net_correction", "TEXTURE_METHODS"]
+__all__ = ["net_complete", "net_correction", "TEXTURE_METHODS", "DEFAULT_TEXTURE_METHOD"]
 
 #: the completion methods of ``reconstruct --texture``
 TEXTURE_METHODS = ("poisson", "net")
+#: what ``reconstruct`` and ``rotate`` use unless told otherwise (the benchmark decides, docs/benchmarks/texture.md)
+DEFAULT_TEXTURE_METHOD = "poisson"
 
 
 def _down(x: torch.Tensor, R: int) -> torch.Tensor:

@@ -162,3 +162,17 @@ def test_view_report_measures_identity_and_pose(rec):
     assert a["identity_cos"] > 0.98 and 0.8 < b["identity_cos"] <= 1.0
     assert len(b["pose_measured_deg"]) == 3
     assert b["pose_measured_deg"][0] - a["pose_measured_deg"][0] > 20  # the regressor sees the turn
+
+
+def test_texture_method_net_fills_the_far_side_with_the_generator(rec):
+    from recon3d.nn.uv_generator import UVGenerator
+
+    gen = UVGenerator(32, widths=(8, 8, 16, 16), bottleneck=2).eval()
+    a = rotate_face(rec, yaw_deg=60.0, texture_method="net", uv_generator=gen)  # untrained: the Poisson texture
+    b = rotate_face(rec, yaw_deg=60.0, texture_method="poisson")
+    assert (a.image - b.image).abs().max() < 2e-3
+    torch.nn.init.constant_(gen.to_rgb.bias, 0.5)
+    c = rotate_face(rec, yaw_deg=60.0, texture_method="net", uv_generator=gen)
+    assert (c.image - b.image).abs().max() > 0.05
+    with pytest.raises(ValueError, match="texture_method"):
+        rotate_face(rec, yaw_deg=10.0, texture_method="gan")
