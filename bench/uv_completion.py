@@ -15,6 +15,7 @@ from what is left, by each method:
 
 * ``prior``: the fitted 3DMM albedo times the fitted shading (no completion at all);
 * ``poisson``: mirror + Poisson blending into it (:func:`recon3d.texture.complete_texture`, today's default);
+* ``poisson-nomirror``: the same without the mirror pass (``reconstruct --no-mirror``);
 * every ``--generator NAME=PATH``: the learned UV generator correcting ``poisson`` (``reconstruct --texture
   net``).
 
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.nn.identity import embed_aligned, load_identity_net
     from recon3d.nn.uv_generator import load_uv_generator
     from recon3d.ops.metrics import ssim_map
+    from recon3d.texture import complete_texture
     from recon3d.train.recipes.uv_generator import render_uv
 
     torch.set_num_threads(args.threads)
     idnet = load_identity_net()
     nets = {name: load_uv_generator(path) for name, path in gens.items()}
-    methods = ["prior", "poisson", *nets]
+    methods = ["prior", "poisson", "poisson-nomirror", *nets]
     photos = []
     for folder in args.folders:
         files = list_photos(Path(folder))
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             d_photo = embed_aligned(photo * 2 - 1, idnet)[0]
             seen = vis_h * layout
             done = {"prior": seen * s["tex"] + (layout - seen) * s["prior"], "poisson": s["base"]}
+            nm = complete_texture(s["tex"].permute(0, 2, 3, 1), vis_h[:, 0] > 0.5, s["prior"].permute(0, 2, 3, 1),
+                                  fit.uvr, mirror=False, keep_visible=True).texture
+            done["poisson-nomirror"] = nm.permute(0, 3, 1, 2) * layout
             with torch.no_grad():
                 for name, net in nets.items():
                     done[name] = net.complete(s["tex"], vis_h, s["prior"], s["base"], layout)

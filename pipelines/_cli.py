@@ -371,6 +371,42 @@ def training_progress(args, desc: str, keys: tuple[str, ...]):
     return bar, progress, say
 
 
+def add_training_args(ap: argparse.ArgumentParser, what: str, lambdas: tuple, *, lr: float = 5e-4) -> None:
+    """The options every image-to-image training verb shares: ``--out``, the budget (``--minutes``, ``--clock``,
+    ``--steps``), ``--batch``, ``--lr``, one ``--lambda-NAME`` per ``(name, default)`` of ``lambdas``, ``--init``,
+    ``--eval-every``, ``--threads``, ``--device``, ``--seed``, ``--export`` and the logging flags."""
+    ap.add_argument("--out", required=True, help="checkpoint / history folder")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training-time budget (total, across resumed runs)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="what --minutes counts: elapsed time or this process's CPU time")
+    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=lr)
+    for name, default in lambdas:
+        ap.add_argument(f"--lambda-{name}", type=float, default=default, help=f"loss weight (default {default}); 0: off")
+    ap.add_argument("--init", default=None, help=f"fine-tune these exported {what} weights")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--export", default=None, help=f"write the trained {what} here (fp16 safetensors)")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("-q", "--quiet", action="store_true")
+
+
+def export_trained(args, argv, res, spec, verb: str, **extra) -> None:
+    """With ``--export``: save ``res.net["G"]`` as ``spec`` with :func:`training_meta` (``extra`` added)."""
+    if not args.export:
+        return
+    from recon3d.nn.registry import save_network
+
+    meta = training_meta(verb, argv, res, clock=args.clock, device=args.device, **extra)
+    out = Path(args.export)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_network(res.net["G"], out, spec, meta=meta)
+    logging.getLogger(f"pipelines.{verb}").info("wrote %s", out)
+
+
 def training_meta(verb: str, argv: list[str] | None, result, **extra) -> dict:
     """The training summary written into exported weights: steps, minutes, the last record's ``val_`` numbers,
     the exact command, torch's version, and ``extra``."""

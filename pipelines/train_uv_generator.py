@@ -18,13 +18,9 @@ configuration and training summary.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from pathlib import Path
 
-from ._cli import setup_logging, setup_torch, training_meta, training_progress
-
-log = logging.getLogger("pipelines.train_uv_generator")
+from ._cli import add_training_args, export_trained, setup_logging, setup_torch, training_progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,23 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", required=True, help="training samples (pipelines.make_uv_pairs)")
     ap.add_argument("--val-pairs", default=None, help="held-out samples: L1 on the hidden texels is logged")
-    ap.add_argument("--out", required=True, help="checkpoint / history folder")
-    ap.add_argument("--minutes", type=float, default=60.0, help="training-time budget (total, across resumed runs)")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="what --minutes counts: elapsed time or this process's CPU time")
-    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps instead")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    for name, default in (("hid", 10.0), ("rec", 1.0), ("adv", 0.01), ("sym", 0.1), ("id", 0.5), ("tv", 0.1)):
-        ap.add_argument(f"--lambda-{name}", type=float, default=default, help=f"loss weight (default {default}); 0: off")
-    ap.add_argument("--init", default=None, help="fine-tune these exported generator weights")
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--export", default=None, help="write the trained generator here (fp16 safetensors)")
-    ap.add_argument("-v", "--verbose", action="count", default=0)
-    ap.add_argument("-q", "--quiet", action="store_true")
+    add_training_args(ap, "generator", (("hid", 10.0), ("rec", 1.0), ("adv", 0.01), ("sym", 0.1), ("id", 0.5), ("tv", 0.1)))
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
 
@@ -57,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     if (rc := setup_torch(args.threads, args.device)) is not None:
         return rc
     from recon3d.data.uv_pairs import load_uv_pairs
-    from recon3d.nn.registry import save_network
     from recon3d.nn.uv_generator import UV_GENERATOR
     from recon3d.train.recipes.uv_generator import UVTrainConfig, train_uv_generator
 
@@ -80,13 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.export:
-        meta = training_meta("train_uv_generator", argv, res, clock=args.clock, n_train_samples=len(pairs),
-                             training_data=args.pairs, device=args.device)
-        out = Path(args.export)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_network(res.net["G"], out, UV_GENERATOR, meta=meta)
-        log.info("wrote %s", out)
+    export_trained(args, argv, res, UV_GENERATOR, "train_uv_generator", n_train_samples=len(pairs),
+                             training_data=args.pairs)
     return 0
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..io.atomic import atomic_file
 
-__all__ = ["ChunkStore", "check_build_args"]
+__all__ = ["ChunkStore", "ChunkedSamples", "check_build_args", "build_photo_chunks", "load_chunked"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,43 @@ def check_build_args(where: str, n: int | None, chunk: int, shard: tuple[int, in
     if not 0 <= k < m:
         raise ValueError(f"{where}: shard must be (k, m) with 0 <= k < m, got {shard!r}")
     return int(k), int(m)
+
+
+@dataclass
+class ChunkedSamples:
+    """Merged samples of a chunked cache (:meth:`ChunkStore.read`): ``items`` ``(M,)`` sorted item numbers,
+    ``arrays`` ``{field: (M, ...)}``, ``skipped`` ``{item: reason}``, ``meta`` the folder's ``config.json``."""
+
+    items: np.ndarray
+    arrays: dict[str, np.ndarray]
+    skipped: dict[int, str]
+    meta: dict
+
+    def __len__(self) -> int:
+        return int(self.items.shape[0])
+
+
+def load_chunked(out_dir: str | Path, fields, what: str, verb: str, cls=ChunkedSamples):
+    """Merge the chunks of a sample folder into ``cls`` (a :class:`ChunkedSamples`); ``fields(meta)`` gives the
+    store's fields from its ``config.json``.
+
+    Raises:
+        Recon3DError: no ``config.json`` (``what``: the folder's kind; ``verb``: the pipeline that builds one) or
+            no sample yet.
+    """
+    import json
+
+    from ..errors import Recon3DError
+
+    out = Path(out_dir).expanduser()
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise Recon3DError(f"{out}: not a {what} folder (no config.json; build one with pipelines.{verb})")
+    meta = json.loads(cfg_path.read_text())
+    items, arrays, skipped = ChunkStore(out, fields(meta)).read()
+    if not len(items):
+        raise Recon3DError(f"{out}: the {what} folder holds no sample yet")
+    return cls(items=items, arrays=arrays, skipped=skipped, meta=meta)
 
 
 class ChunkStore:

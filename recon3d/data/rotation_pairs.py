@@ -24,17 +24,15 @@ only what is missing; :func:`load_rotation_pairs` merges them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..conventions import IBUG68_MIRROR
 from ..errors import Recon3DError
-from ._chunks import ChunkStore, build_photo_chunks, check_build_args
+from ._chunks import ChunkedSamples, ChunkStore, build_photo_chunks, check_build_args, load_chunked
 from .splits import hash32
 
 __all__ = ["RotationPairs", "KINDS", "RES", "PAD", "SMALL", "CACHE_VERSION", "rotation_samples", "mirror_sample",
@@ -60,8 +58,7 @@ def _fields(res: int) -> dict:
             "emb": ((128,), np.float32), "pose": ((2, 3), np.float32), "kind": ((), np.int64)}
 
 
-@dataclass
-class RotationPairs:
+class RotationPairs(ChunkedSamples):
     """Merged samples (arrays of :func:`rotation_samples`, stacked; items sorted).
 
     Attributes:
@@ -73,14 +70,6 @@ class RotationPairs:
         skipped: ``{item: reason}``.
         meta: the settings.
     """
-
-    items: np.ndarray
-    arrays: dict[str, np.ndarray]
-    skipped: dict[int, str]
-    meta: dict
-
-    def __len__(self) -> int:
-        return int(self.items.shape[0])
 
 
 def interleave(groups: list[list[Path]]) -> list[Path]:
@@ -262,13 +251,5 @@ def load_rotation_pairs(out_dir: str | os.PathLike) -> RotationPairs:
     Raises:
         Recon3DError: no ``config.json`` or no sample yet.
     """
-    out = Path(out_dir).expanduser()
-    cfg_path = out / "config.json"
-    if not cfg_path.is_file():
-        raise Recon3DError(f"{out}: not a rotation pair folder (no config.json; build one with "
-                           "pipelines.make_rotation_pairs)")
-    meta = json.loads(cfg_path.read_text())
-    items, arrays, skipped = ChunkStore(out, _fields(int(meta.get("res", RES)))).read()
-    if not len(items):
-        raise Recon3DError(f"{out}: the rotation pair folder holds no sample yet")
-    return RotationPairs(items=items, arrays=arrays, skipped=skipped, meta=meta)
+    return load_chunked(out_dir, lambda m: _fields(int(m.get("res", RES))), "rotation pair", "make_rotation_pairs",
+                        RotationPairs)

@@ -25,7 +25,6 @@ as the other builders; :func:`load_uv_pairs` merges them.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Recon3DError
-from ._chunks import ChunkStore, build_photo_chunks, check_build_args
+from ._chunks import ChunkedSamples, ChunkStore, build_photo_chunks, check_build_args, load_chunked
 from .splits import hash32
 
 __all__ = ["UVPairs", "PhotoFit", "fit_photo", "turned_sample", "uv_sample", "build_uv_pairs", "load_uv_pairs", "uv_pairs_size", "turn_yaw", "UV_RES", "FRAME"]
@@ -58,8 +57,7 @@ def _fields(res: int, frame: int) -> dict:
             "cov": ((2, frame, frame), bool), "pose": ((2, 3), np.float32)}
 
 
-@dataclass
-class UVPairs:
+class UVPairs(ChunkedSamples):
     """Merged samples (the arrays of :func:`uv_sample`, stacked; items sorted).
 
     Attributes:
@@ -72,14 +70,6 @@ class UVPairs:
         skipped: ``{item: reason}``.
         meta: the settings.
     """
-
-    items: np.ndarray
-    arrays: dict[str, np.ndarray]
-    skipped: dict[int, str]
-    meta: dict
-
-    def __len__(self) -> int:
-        return int(self.items.shape[0])
 
 
 def turn_yaw(yaw_deg: float, rng: np.random.Generator) -> float:
@@ -243,13 +233,5 @@ def load_uv_pairs(out_dir: str | os.PathLike) -> UVPairs:
     Raises:
         Recon3DError: no ``config.json`` or no sample yet.
     """
-    out = Path(out_dir).expanduser()
-    cfg_path = out / "config.json"
-    if not cfg_path.is_file():
-        raise Recon3DError(f"{out}: not a UV pair folder (no config.json; build one with pipelines.make_uv_pairs)")
-    meta = json.loads(cfg_path.read_text())
-    items, arrays, skipped = ChunkStore(out, _fields(int(meta.get("res", UV_RES)),
-                                                    int(meta.get("frame", FRAME)))).read()
-    if not len(items):
-        raise Recon3DError(f"{out}: the UV pair folder holds no sample yet")
-    return UVPairs(items=items, arrays=arrays, skipped=skipped, meta=meta)
+    return load_chunked(out_dir, lambda m: _fields(int(m.get("res", UV_RES)), int(m.get("frame", FRAME))),
+                        "UV pair", "make_uv_pairs", UVPairs)

@@ -89,3 +89,34 @@ def test_the_recipe_refuses_mismatched_samples(pairs):
         UVRecipe(pairs, UVTrainConfig(batch=2, lambda_id=0))
     with pytest.raises(ValueError, match="fewer than one batch"):
         UVRecipe(pairs, UVTrainConfig(res=64, batch=8, lambda_id=0))
+
+
+def test_training_cli_trains_exports_and_rejects_bad_input(tmp_path, capsys):
+    from pipelines import make_uv_pairs
+    from pipelines import train_uv_generator as cli
+    from recon3d.data import uv_pairs as UP
+    from recon3d.data._chunks import ChunkStore
+    from recon3d.nn.uv_generator import load_uv_generator
+
+    fit128 = UP.fit_photo(_astronaut_crop())
+    samples = [UP.turned_sample(fit128, t) for t in (-40.0, 45.0)]
+    out = tmp_path / "pairs"
+    out.mkdir()
+    (out / "config.json").write_text('{"res": 128, "frame": 128}')
+    ChunkStore(out, UP._fields(128, 128)).write(dict(enumerate(samples)))
+    exp = tmp_path / "g.safetensors"
+    args = ["--pairs", str(out), "--out", str(tmp_path / "run"), "--steps", "1", "--batch", "2", "--lambda-id", "0", "-q"]
+    assert cli.main(args + ["--export", str(exp)]) == 0
+    net = load_uv_generator(exp)
+    assert net.res == 128
+    assert cli.main(["--pairs", str(tmp_path / "nothing")] + args[2:]) == 2
+    assert "not a UV pair folder" in capsys.readouterr().err
+    assert make_uv_pairs.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert make_uv_pairs.main([str(out), "--out", str(tmp_path / "x"), "--chunk", "0"]) == 2
+    assert "--chunk must be >= 1" in capsys.readouterr().err
+
+
+def _astronaut_crop():
+    from skimage.data import astronaut
+
+    return astronaut()[:300, 100:400].astype(np.float32) / 255
