@@ -70,8 +70,10 @@ def net_correction(texture: torch.Tensor, visible: torch.Tensor, prior: torch.Te
     tex_s = _down(tex * vis, R) / vfrac.clamp_min(1e-6)
     base_s = _down(bas, R)
     with torch.no_grad():
+        # the hole's noise from a fixed seed: the same photo always gives the same texture
         y_s = net.complete(*(t.to(p.device, p.dtype) for t in (tex_s.clamp(0, 1), seen_s, _down(pri, R).clamp(0, 1),
-                                                               base_s.clamp(0, 1), lay_s))).to(texture)
+                                                               base_s.clamp(0, 1), lay_s)),
+                           generator=torch.Generator().manual_seed(0)).to(texture)
     corr = (y_s - base_s) * (lay_s - seen_s)
     if corr.shape[-2:] != tex.shape[-2:]:
         corr = F.interpolate(corr, size=tex.shape[-2:], mode="bilinear", align_corners=False)
