@@ -175,7 +175,7 @@ def turned_sample(fit: PhotoFit, dyaw: float, *, frame: int = FRAME) -> dict:
     c = verts.mean(0)
     a = math.radians(dyaw)
     D = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]], dtype=dt)
-    v1 = (verts - c) @ fit.R @ D.T @ fit.R.T + c  # turned in the head's frame
+    v1 = (verts - c) @ fit.R @ D.T @ fit.R.T + c  # about the vertex centroid, in the head's own frame
     with torch.no_grad():
         seen1 = unwrap_texture(torch.zeros((1, *fit.img.shape), dtype=dt), v1[None], model.faces, fit.K, uvr).visible[0]
         vis_h = fit.visible & seen1

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,15 +221,18 @@ def rotate_views(rec, poses, *, absolute: bool = False, blend: bool = True, text
     net = _refiner(refiner, rec.image.device) if refine == "net" else None
     if texture_method not in TEXTURE_METHODS:
         raise ValueError(f"rotate_views(): texture_method must be one of {TEXTURE_METHODS}, got {texture_method!r}")
-    gen = None
-    if texture_method == "net" and texture == "recomplete":
-        from ..nn.uv_generator import load_uv_generator
-
-        gen = uv_generator if not isinstance(uv_generator, (str, os.PathLike, type(None))) else \
-            load_uv_generator(uv_generator, device=rec.image.device)
+    gen = _uv_generator(uv_generator, rec.image.device) if texture_method == "net" and texture == "recomplete" else None
     prep = _Prep(rec, texture_is_albedo, texture, texture_method, gen)
     out = [_rotate_one(prep, _target(prep, *p, absolute), blend=blend) for p in poses]
     return out if net is None else [_refined(rec, r, net, prep) for r in out]
+
+
+def _uv_generator(uv_generator, device):
+    from ..nn.uv_generator import UVGenerator, load_uv_generator
+
+    if isinstance(uv_generator, UVGenerator):
+        return uv_generator.eval()
+    return load_uv_generator(uv_generator, device=device)
 
 
 def _refiner(refiner, device):

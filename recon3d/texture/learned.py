@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .unwrap import UVRaster
 
-__all__ = ["net_complete", "net_correction", "TEXTURE_METHODS", "DEFAULT_TEXTURE_METHOD"]
+__all__ = ["net_correction", "TEXTURE_METHODS", "DEFAULT_TEXTURE_METHOD"]
 
 #: the completion methods of ``reconstruct --texture``
 TEXTURE_METHODS = ("poisson", "net")
@@ -26,13 +26,6 @@ DEFAULT_TEXTURE_METHOD = "poisson"
 
 def _down(x: torch.Tensor, R: int) -> torch.Tensor:
     return x if x.shape[-1] == R and x.shape[-2] == R else F.adaptive_avg_pool2d(x, (R, R))
-
-
-def net_complete(texture: torch.Tensor, visible: torch.Tensor, prior: torch.Tensor, base: torch.Tensor,
-                 uvr: UVRaster, generator=None) -> torch.Tensor:
-    """Complete ``texture`` with the UV generator: ``base`` plus :func:`net_correction` (same arguments), in
-    [0, 1]."""
-    return (base + net_correction(texture, visible, prior, base, uvr, generator)).clamp(0, 1)
 
 
 def net_correction(texture: torch.Tensor, visible: torch.Tensor, prior: torch.Tensor, base: torch.Tensor,

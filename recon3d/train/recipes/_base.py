@@ -1,5 +1,5 @@
-"""What the image-to-image GAN recipes share (the de-occlusion inpainter, the rotation refiner): a generator
-``net["G"]`` and an optional discriminator ``net["D"]`` with their Adam optimisers, one endless epoch, the
+"""What the image-to-image GAN recipes share (the de-occlusion inpainter, the rotation refiner, the UV generator): a generator
+``net["G"]`` and optional discriminators (``net["D"]``, ...) with their Adam optimisers, one endless epoch, the
 configuration dataclass as the recipe's config, and the torch random state checkpointed with the run."""
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ class GDRecipe(TorchRngState):
         return None
 
     def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+        """Adam (betas 0.5, 0.999) for ``G`` at ``lr`` and for every other network (the discriminators: ``D``,
+        ``D_face``, ...) at ``d_lr``."""
         opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
-        if "D" in net:
-            opts["D"] = torch.optim.Adam(net["D"].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
+        for k in net:
+            if k != "G":
+                opts[k] = torch.optim.Adam(net[k].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
         return opts

@@ -307,13 +307,6 @@ class UVRecipe(GDRecipe):
         out["loss"] = loss.item()
         return out
 
-    def optimizers(self, net: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
-        opts = {"G": torch.optim.Adam(net["G"].parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))}
-        for k in net:
-            if k.startswith("D_"):
-                opts[k] = torch.optim.Adam(net[k].parameters(), lr=self.cfg.d_lr, betas=(0.5, 0.999))
-        return opts
-
     @torch.no_grad()
     def report(self, net: nn.ModuleDict, device: torch.device) -> dict:
         if self.val is None:
