@@ -12,7 +12,10 @@ are joined into identities (union-find); otherwise the identity is the file stem
 
 Each photo is a probe: it is reconstructed (fast fit) and rotated to the absolute target yaws
 0, ±15, ±30, ±45, ±60 (pitch 0) by recon3d's warp (``warp``) and, for every ``--refiner NAME=PATH``, by the
-warp refined with those weights (``rotate_views(refine="net")``), side by side. The gallery is every OTHER original photo (dlib descriptor from
+warp refined with those weights (``rotate_views(refine="net")``), and, for every ``--latent NAME=PATH``, by
+the latent pose editor with those weights (``recon3d.edit.latent_rotate``: W+ inversion with ``--invert-steps``
+steps, then the encoder's edit; its outputs are 64x64 aligned crops, described at their own landmarks, the
+template's), side by side. The gallery is every OTHER original photo (dlib descriptor from
 dlib's own detector and 68-point predictor). Per target yaw we report rank-1 identification
 (nearest gallery descriptor has the probe's identity; only probes whose identity has another
 photo in the gallery) and the verification rate (fraction of genuine probe-gallery pairs with
@@ -82,16 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write per-probe results here")
     p.add_argument("--refiner", action="append", default=[], metavar="NAME=PATH",
                    help="also score the warp refined by these rotation-refiner weights")
+    p.add_argument("--latent", action="append", default=[], metavar="NAME=PATH",
+                   help="also score the latent pose editor with these encoder weights")
+    p.add_argument("--invert-steps", type=int, default=100, help="inversion steps of --latent (default 100)")
+    p.add_argument("--no-warp", action="store_true", help="skip the warp and refiner rows (latent only)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     folder = Path(args.folder)
-    refiners = {}
-    for it in args.refiner:
-        name, sep, path = it.partition("=")
-        if not sep or not name or not path or name == "warp":
-            print(f"error: --refiner must be NAME=PATH (NAME not 'warp'), got {it!r}", file=sys.stderr)
-            return 2
-        refiners[name] = path
+    refiners, latents = {}, {}
+    for opt, items, dest in (("--refiner", args.refiner, refiners), ("--latent", args.latent, latents)):
+        for it in items:
+            name, sep, path = it.partition("=")
+            if not sep or not name or not path or name == "warp" or name in refiners or name in latents:
+                print(f"error: {opt} must be NAME=PATH (NAME new and not 'warp'), got {it!r}", file=sys.stderr)
+                return 2
+            dest[name] = path
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
@@ -107,13 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         descriptor_distance,
         face_descriptor,
     )
+    from recon3d.edit.latent_rotate import latent_rotate
     from recon3d.io import load_image
     from recon3d.nn.rotate_refine import load_rotation_refiner
+    from recon3d.ops.align import TEMPLATE_68
     from recon3d.reconstruct import ReconstructConfig, reconstruct
 
     torch.set_num_threads(args.threads)
     nets = {name: load_rotation_refiner(path) for name, path in refiners.items()}
-    methods = ["warp", *nets]
+    methods = ([] if args.no_warp else ["warp", *nets]) + list(latents)
     ids = identities(folder)
     files = list(ids)
     model = None
@@ -138,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             views = rotate_views(rec, [(y, 0.0) for y in YAWS], absolute=True)
             front = frontalize(rec)
             row["seconds"] = time.perf_counter() - t0
+            lat = {m: latent_rotate(rec.image, YAWS, absolute=True, lmk_px=rec.lmk_detected_px, encoder_weights=w,
+                                    steps=args.invert_steps) for m, w in latents.items()}
             row["input_yaw"] = rec.pose_deg["yaw"]
             d_in = gallery.get(f)
             if d_in is None:
@@ -147,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             others = [(g, d) for g, d in gallery.items() if g != f]
             same = np.array([ids[g] == ids[f] for g, _ in others])
             row["per_yaw"] = {m: {} for m in methods}
-            for y, r in zip(YAWS, views, strict=True):
+            for i, (y, r) in enumerate(zip(YAWS, views, strict=True)):
                 lmk = rotated_landmarks(rec, r)
                 for m in methods:
-                    img = r.image if m == "warp" else refine_rotation(nets[m], rec, r)[0]
-                    d = face_descriptor(img, lmk_px=lmk)
+                    if m in lat:
+                        img = lat[m].views[i].image
+                        d = face_descriptor(img, lmk_px=TEMPLATE_68 * img.shape[0] - 0.5)
+                        row.setdefault("latent_pose", {}).setdefault(m, {})[str(y)] = lat[m].views[i].pose_deg
+                    else:
+                        img = r.image if m == "warp" else refine_rotation(nets[m], rec, r)[0]
+                        d = face_descriptor(img, lmk_px=lmk)
                     dist = np.array([descriptor_distance(d, dg) for _, dg in others])
                     row["per_yaw"][m][str(y)] = {
                         "rank1": bool(same[np.argmin(dist)]) if same.any() else None,
@@ -194,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             ia = [x["impostor_accept"] for x in v if x["impostor_accept"] is not None]
             cs = [x["cos_to_input"] for x in v]
             print(f"| {m} | {y:+.0f} | {len(r1)} | {fmt(r1)} | {fmt(ga)} | {fmt(ia)} | {fmt(cs)} |")
+    for m in latents:
+        got = [[r["latent_pose"][m][str(y)][0] for r in ok] for y in YAWS]
+        print(f"{m}: yaw our regressor reads on the outputs (mean, per target): "
+              + ", ".join(f"{y:+.0f} -> {np.mean(g):+.1f}" for y, g in zip(YAWS, got, strict=True) if g))
     if ok:
         print(f"front identity cosine (input vs frontalized, thesis Table 4.2 'front'): "
               f"{np.mean([r['front_cos'] for r in ok]):.3f} (n={len(ok)})")

@@ -9,13 +9,17 @@ Usage::
 
 Each photo (aligned crops of at most 160 px are padded by reflection, as in training) is reconstructed with
 the default preset and rotated to the mirrored pose by each method: ``warp`` (recon3d's 3D-guided rotation,
-``refine="none"``) and every ``--refiner NAME=PATH`` (``refine="net"`` with those weights). Output and truth
+``refine="none"``), every ``--refiner NAME=PATH`` (``refine="net"`` with those weights) and every ``--latent
+NAME=PATH`` (the latent pose editor, ``recon3d.edit.latent_rotate`` with ``--invert-steps``, to absolute yaw
+``-y``; its 64² output, aligned by the detected landmarks, is upsampled to 128² and compared with the photo
+mirrored into that frame, over the same region). Output and truth
 are compared in the refiner's 128² frame: the output aligned on the face template by the rotated mesh's
 landmarks, the mirrored photo by the mirrored fitted landmarks (:mod:`recon3d.data.rotation_pairs` builds its
 training truth the same way), over the pixels within 6 px of the rendered face that lie inside the photo.
 Reported per method: PSNR and SSIM (Gaussian-window SSIM map averaged over the region) and the identity
 cosine of our identity network (dlib's ResNet ported, :func:`recon3d.nn.identity.embed_aligned`) between
-output and truth; plus ``|Δyaw|`` (twice the input's yaw). Faces with |yaw| < ``--min-yaw`` are skipped
+output and truth; plus ``|Δyaw|`` (twice the input's yaw); for the latent rows, how far the yaw our regressor
+reads on the output is from the target, and the same numbers for the inversion alone (``NAME:no-edit``). Faces with |yaw| < ``--min-yaw`` are skipped
 (their mirror pose is nearly the input pose). Photos whose reconstruction fails are listed and skipped.
 """
 
@@ -50,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="at most this many photos per folder")
     p.add_argument("--min-yaw", type=float, default=5.0, help="skip faces with |yaw| below this (default 5)")
     p.add_argument("--refiner", action="append", default=[], metavar="NAME=PATH", help="a refiner to compare")
+    p.add_argument("--latent", action="append", default=[], metavar="NAME=PATH", help="a latent pose editor to compare")
+    p.add_argument("--invert-steps", type=int, default=100, help="inversion steps of --latent (default 100)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="write per-photo results here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         refiners = parse_refiners(args.refiner)
+        latents = parse_refiners(args.latent)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
+    import torch.nn.functional as F
     from tqdm import tqdm
 
     from recon3d.conventions import IBUG68_MIRROR
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.edit._common import fit_tensors
     from recon3d.edit._learned_fill import template_matrix
     from recon3d.edit._learned_rotate import model_landmarks_px, refine_rotation, to_frame
+    from recon3d.edit.latent_rotate import latent_rotate
     from recon3d.edit.rotate import rotate_views
     from recon3d.errors import Recon3DError
     from recon3d.io import load_image
@@ -85,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     idnet = load_identity_net()
     nets = {name: load_rotation_refiner(path) for name, path in refiners.items()}
-    methods = ["warp", *nets]
+    methods = ["warp", *nets, *latents]
+    rows_of = ["warp", *nets, *(k for n in latents for k in (n, f"{n}:no-edit"))]
     photos = []
     for folder in args.folders:
         files = list_photos(Path(folder))
@@ -120,6 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         face = to_frame(view.mask.numpy().astype(np.float32)[..., None], m, 128)[0] > 0.5
         region = inside & dilate(face, MARGIN)
         for name in methods:
+            if name in latents:
+                lmk = rec.lmk_detected_px.numpy().astype(np.float64)
+                rot = latent_rotate(img, [-y], absolute=True, lmk_px=lmk, encoder_weights=latents[name],
+                                    steps=args.invert_steps)
+                lm = lmk[list(IBUG68_MIRROR)].copy()
+                lm[:, 0] = (W - 1) - lm[:, 0]
+                t_lat = torch.from_numpy(to_frame(np.ascontiguousarray(img[:, ::-1]), template_matrix(lm, 128), 128))[None]
+                # the edit, and the inversion without it (the input pose): what the encoder adds
+                for key, face, yaw_read in ((name, rot.views[0].image, rot.views[0].pose_deg[0]),
+                                            (f"{name}:no-edit", rot.inverted, rot.pose_deg[0])):
+                    o = F.interpolate(face.permute(2, 0, 1)[None], size=(128, 128), mode="bicubic",
+                                      align_corners=False).clamp(0, 1)
+                    mse = float(((o - t_lat) ** 2).mean(1)[0][torch.from_numpy(region)].mean())
+                    ss = float(ssim_map(o, t_lat)[0].mean(0)[torch.from_numpy(region)].mean())
+                    d, d_t = embed_aligned(torch.cat([o, t_lat]) * 2 - 1, idnet)
+                    cos = float(d @ d_t / (np.linalg.norm(d) * np.linalg.norm(d_t) + 1e-12))
+                    row["methods"][key] = {"psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ss, "id_cos": cos,
+                                           "yaw_read": yaw_read}
+                continue
             # the refiner on the warp's view: what rotate_views(refine="net") does
             image = view.image.numpy() if name == "warp" else refine_rotation(nets[name], rec, view, identity_net=idnet)[0]
             out = to_frame(image, m, 128)
@@ -138,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         return 1
     print(f"mean |yaw change| {np.mean([2 * abs(r['yaw']) for r in rows]):.1f} deg")
-    print("| method | PSNR (dB) | SSIM | identity cos to the mirrored photo |")
-    print("|---|---|---|---|")
-    for name in methods:
+    print("| method | PSNR (dB) | SSIM | identity cos to the mirrored photo | latent: mean abs(yaw read - target) |")
+    print("|---|---|---|---|---|")
+    for name in rows_of:
         v = [r["methods"][name] for r in rows]
+        read = (f"{np.mean([abs(x['yaw_read'] + r['yaw']) for x, r in zip(v, rows, strict=True)]):.1f}"
+                if "yaw_read" in v[0] else "")
         print(f"| {name} | {np.mean([x['psnr'] for x in v]):.2f} | {np.mean([x['ssim'] for x in v]):.3f} | "
-              f"{np.mean([x['id_cos'] for x in v]):.3f} |")
+              f"{np.mean([x['id_cos'] for x in v]):.3f} | {read} |")
     return 0
 
 

@@ -491,3 +491,16 @@ def photo_build_main(argv: list[str] | None, prog: str, doc: str, build: str, si
     if not args.quiet:
         print(f"done: {made} photos processed now; the folder holds {n_ok} {what}s, {n_skipped} skipped -> {args.out}")
     return 0
+
+
+def image_grid(images, height: int):
+    """The images (``(H, W, 3)`` in [0, 1]) side by side as one PIL image, each resized to ``height`` rows."""
+    import numpy as np
+    from PIL import Image
+
+    cells = [Image.fromarray((np.clip(np.asarray(im), 0, 1) * 255).astype(np.uint8)) for im in images]
+    cells = [c.resize((max(1, round(c.width * height / c.height)), height), Image.LANCZOS) for c in cells]
+    grid = Image.new("RGB", (sum(c.width for c in cells), height))
+    for c, x in zip(cells, np.cumsum([0] + [c.width for c in cells[:-1]]), strict=True):
+        grid.paste(c, (int(x), 0))
+    return grid

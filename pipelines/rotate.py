@@ -8,8 +8,8 @@ Per image, into ``OUT/<stem>/``: one PNG per pose (``<stem>_yaw+15_pitch+0.png``
 changes of pose, or the target pose with ``--absolute``), ``<stem>_frontal.png`` with
 ``--frontalize``, ``<stem>_grid.png`` (input then every pose, side by side), ``<stem>_turntable.gif``
 with ``--gif``, the rotated meshes ``<stem>_yaw+15_pitch+0.obj`` (model frame, with the completed
-texture) and ``<stem>_rotate.json``, atomically; ``--refine net`` corrects every view (learned refiner), ``--restore`` restores them.
-One bad image never stops a batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
+texture) and ``<stem>_rotate.json``, atomically; ``--refine net`` corrects every view (learned refiner), ``--restore`` restores them;
+``--method latent`` edits the aligned face in the StyleGAN2 latent space instead (pipelines/_latent.py). One bad image never stops a batch (``--resume``, ``--manifest``, ``--engine``: see reconstruct). Exit codes: 0 ok, 1 some failed, 2 usage.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from pipelines._cli import DEMOS, add_batch, add_common, add_refine, add_restore, add_texture, check_job_folder, check_refiner, check_restorer, check_uv_generator  # isort: skip
-from pipelines._cli import collect_jobs, describe_input, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
+from pipelines._cli import collect_jobs, describe_input, image_grid, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
+from pipelines._latent import add_latent, check_latent, process_latent  # isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_texture(p, 512)
     p.add_argument("--out", default="out", help="output folder (default ./out); one sub-folder per image")
     add_refine(p)
+    add_latent(p)
     add_restore(p, "of every rendered view")
     add_common(p)
     add_batch(p)
@@ -50,18 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fmt(a: float) -> str:
     return f"{a:+.0f}" if float(a).is_integer() else f"{a:+.1f}"
-
-
-def _grid(images, height: int):
-    import numpy as np
-    from PIL import Image
-
-    cells = [Image.fromarray((np.clip(np.asarray(im), 0, 1) * 255).astype(np.uint8)) for im in images]
-    cells = [c.resize((max(1, round(c.width * height / c.height)), height), Image.LANCZOS) for c in cells]
-    grid = Image.new("RGB", (sum(c.width for c in cells), height))
-    for c, x in zip(cells, np.cumsum([0] + [c.width for c in cells[:-1]]), strict=True):
-        grid.paste(c, (int(x), 0))
-    return grid
 
 
 def _process(src, stem: str, args, model, out_root: Path):
@@ -101,7 +91,7 @@ def _process(src, stem: str, args, model, out_root: Path):
             save_image(out / f"{stem}_frontal.png", f.image)
             record["frontal"] = {"image": f"{stem}_frontal.png", "pose_deg": f.pose_deg.tolist()}
             grid_imgs.append(f.image)
-        _grid(grid_imgs, args.grid_size).save(out / f"{stem}_grid.png")
+        image_grid(grid_imgs, args.grid_size).save(out / f"{stem}_grid.png")
         if args.gif:
             sweep = [r for (y, p), r in zip(poses, results, strict=True) if p == args.pitch[0]]
             frames = sweep + sweep[-2:0:-1]
@@ -115,7 +105,9 @@ def _process(src, stem: str, args, model, out_root: Path):
 
 def _setup(args, model=None):
     """The per-item function (in each worker: loads the ``--model`` once)."""
-    model = model if model is not None else load_model_arg(args.model, args.device)
+    model = model if model is not None or args.method == "latent" else load_model_arg(args.model, args.device)
+    if args.method == "latent":
+        return lambda job: process_latent(job.source, job.name, args, Path(args.out), _fmt)
     return lambda job: _process(job.source, job.name, args, model, Path(args.out))
 
 
@@ -132,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --grid-size must be within [16, 4096] and --texture-size within [16, 8192]", file=sys.stderr)
         return 2
     out_root = Path(args.out)
-    if (rc := prepare(args, out_root) or check_restorer(args) or check_refiner(args) or check_uv_generator(args)) is not None:
+    if (rc := prepare(args, out_root) or check_restorer(args) or check_refiner(args) or check_uv_generator(args) or check_latent(args)) is not None:
         return rc
     from recon3d.errors import Recon3DError
 

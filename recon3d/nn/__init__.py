@@ -35,6 +35,7 @@ from .dcgan import DCGAN_D, DCGAN_G
 from .identity import IDENTITY_NET
 from .inpaint import INPAINTER
 from .landmarks import LANDMARK_NET
+from .latent_pose import LATENT_POSE
 from .mtcnn import MTCNN_NETS
 from .occluder import OCCLUDER_NET
 from .registry import NetworkSpec, load_network, save_network
@@ -47,6 +48,6 @@ from .uv_generator import UV_GENERATOR
 NETWORKS: dict[str, NetworkSpec] = {s.name: s for s in (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET, STYLEGAN2_G,
                                                           STYLEGAN2_D, DCGAN_G, DCGAN_D, RESTORER, REF_SR,
                                                           MTCNN_NETS, INPAINTER, ROTATION_REFINER,
-                                                          UV_GENERATOR)}
+                                                          UV_GENERATOR, LATENT_POSE)}
 
 __all__ = ["NETWORKS", "NetworkSpec", "load_network", "save_network"]

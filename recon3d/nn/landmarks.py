@@ -32,13 +32,14 @@ from ..camera import matrix_to_pose_angles
 from ..conventions import IBUG68_MIRROR
 from ..errors import ShapeError
 from ..ops.align import TEMPLATE_68
-from ..ops.crop import crop_box_from_landmarks, crop_square_resized
+from ..ops.crop import LANDMARK_CROP_SCALE, crop_box_from_landmarks, crop_square_resized
 from .preprocess import standardise
 from .registry import NetworkSpec, load_network, save_network
 
 __all__ = ["LandmarkNet", "LandmarkRegressor", "RegressorOutput", "load_regressor", "load_regressor_net", "save_regressor",
            "normalise", "decode", "encode_targets", "LANDMARK_NET", "STORED_SIZE", "INPUT_SIZE", "FORMAT",
-           "REGRESSOR_ASSET", "MEAN", "STD", "REGRESSOR_VERSIONS", "neighbours_68", "rot6d_to_matrix", "pose_to_degrees", "gather_cells"]
+           "REGRESSOR_ASSET", "MEAN", "STD", "REGRESSOR_VERSIONS", "neighbours_68", "rot6d_to_matrix", "pose_to_degrees", "gather_cells",
+           "regressor_crop_grid", "frame_pose"]
 
 #: side of the stored training crops and of the first resampling at inference
 STORED_SIZE = 128
@@ -377,3 +378,50 @@ def load_regressor(path: str | Path | None = None, *, device: torch.device | str
         path = resolve(REGRESSOR_VERSIONS[path])
     net, _ = load_network(LANDMARK_NET, path, device=device)
     return LandmarkRegressor(net, passes=passes, flip_test=flip_test, device=device)
+
+
+def regressor_crop_grid(lmk_frame: torch.Tensor, res: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The landmark regressor's input crop of a ``res``² frame, as ``grid_sample`` coordinates.
+
+    Args:
+        lmk_frame: ``(B, 68, 2+)`` landmarks, x and y in [-1, 1] of the frame.
+        res: the frame's side.
+
+    Returns:
+        ``(grid (B, INPUT_SIZE, INPUT_SIZE, 2), (x0, y0, s) (B, 3))``: crop pixel ``u`` is frame pixel
+        ``x0 + (u + m + 0.5) s - 0.5`` with ``m = (STORED_SIZE - INPUT_SIZE) / 2``, as the regressor's own crop.
+    """
+    px = (lmk_frame[..., :2] + 1) / 2 * res - 0.5
+    lo, hi = px.amin(1), px.amax(1)
+    c = (lo + hi) / 2
+    side = LANDMARK_CROP_SCALE * (hi - lo).amax(1)
+    x0, y0 = c[:, 0] - side / 2, c[:, 1] - side / 2
+    s = side / STORED_SIZE
+    m = (STORED_SIZE - INPUT_SIZE) / 2
+    u = torch.arange(INPUT_SIZE, dtype=px.dtype, device=px.device) + m + 0.5
+    gx = x0[:, None] + u[None] * s[:, None] - 0.5  # frame pixels
+    gy = y0[:, None] + u[None] * s[:, None] - 0.5
+    nx, ny = (gx + 0.5) / res * 2 - 1, (gy + 0.5) / res * 2 - 1
+    grid = torch.stack([nx[:, None, :].expand(-1, INPUT_SIZE, -1), ny[:, :, None].expand(-1, -1, INPUT_SIZE)], -1)
+    return grid, torch.stack([x0, y0, s], 1)
+
+def frame_pose(net: "LandmarkNet", frames: torch.Tensor, lmk_frame: torch.Tensor | None = None) -> torch.Tensor:
+    """The head pose ``(B, 3)`` (yaw, pitch, roll in degrees) the fc-head regressor ``net`` reads from
+    ``frames`` ``(B, 3, R, R)`` in [-1, 1], differentiably (one pass, no flip test).
+
+    The crop is the regressor's own square around ``lmk_frame`` ``(B, 68, 2+)`` (x, y in [-1, 1] of the frame);
+    by default :data:`~recon3d.ops.align.TEMPLATE_68`, the box of a template-aligned face (the generators'
+    frame), which a turned head in that frame stays close to.
+
+    Raises:
+        ValueError: ``net`` has a heatmap head (v2), which gives no differentiable pose here.
+    """
+    if lmk_frame is None:
+        lmk_frame = torch.as_tensor(TEMPLATE_68 * 2 - 1, dtype=frames.dtype, device=frames.device)[None]
+        lmk_frame = lmk_frame.expand(frames.shape[0], -1, -1)
+    grid, _ = regressor_crop_grid(lmk_frame, frames.shape[-1])
+    crop = F.grid_sample((frames + 1) / 2, grid.to(frames), mode="bilinear", padding_mode="border", align_corners=False)
+    out = net(standardise(crop, MEAN, STD))
+    if isinstance(out, dict):
+        raise ValueError("frame_pose(): needs a regressor with the fc head (v1)")
+    return decode(out, INPUT_SIZE)[2]

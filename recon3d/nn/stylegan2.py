@@ -262,6 +262,11 @@ class StyleDiscriminator(nn.Module):
         return self.blocks(self.from_rgb(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.head(x)).squeeze(1)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, C) feature the output layer scores (after minibatch stddev, the final conv and the fc
+        layer); a conditional discriminator projects its condition onto it."""
         h = self.features(x)
         n, c, hh, ww = h.shape
         g = min(self.mbstd_group, n)
@@ -271,7 +276,7 @@ class StyleDiscriminator(nn.Module):
         sd = (sd - sd.mean(0)).pow(2).mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
         sd = sd.view(1, n // g, 1, 1, 1).expand(g, -1, 1, hh, ww).reshape(n, 1, hh, ww)
         h = self.final_conv(torch.cat([h, sd], 1))
-        return self.out(self.fc(h.flatten(1))).squeeze(1)
+        return self.fc(h.flatten(1))
 
 
 STYLEGAN2_G = NetworkSpec(name="stylegan2", cls=StyleGenerator, format=G_FORMAT, what="StyleGAN2 generator",

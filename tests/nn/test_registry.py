@@ -95,7 +95,7 @@ def test_networks_table_names_every_network():
 
     assert set(NETWORKS) == {"landmarks", "occluder", "identity", "stylegan2", "stylegan2-d", "dcgan", "dcgan-d",
                              "restorer", "refsr", "mtcnn", "inpainter", "rotation_refiner",
-                             "uv_generator"}
+                             "uv_generator", "latent_pose"}
     assert (NETWORKS["landmarks"], NETWORKS["occluder"], NETWORKS["identity"]) == (LANDMARK_NET, OCCLUDER_NET, IDENTITY_NET)
     assert all(s.format for s in NETWORKS.values())
     # every network ships its weights except the identity network, whose source is dlib's installed .dat

@@ -35,11 +35,17 @@ from ...conventions import IBUG68_MIRROR
 from ...data.augment import to_float
 from ...data.rotation_pairs import RotationPairs
 from ...nn.identity import aligned_chip_matrix, extract_chip, identity_distance, load_identity_net
-from ...nn.landmarks import INPUT_SIZE, MEAN, STD, STORED_SIZE, load_regressor_net
+from ...nn.landmarks import (
+    INPUT_SIZE,
+    MEAN,
+    STD,
+    STORED_SIZE,
+    load_regressor_net,
+    regressor_crop_grid,
+)
 from ...nn.preprocess import standardise
 from ...nn.registry import load_network
 from ...nn.rotate_refine import ROTATION_REFINER, RotationRefiner, landmark_condition
-from ...ops.crop import LANDMARK_CROP_SCALE
 from ..loop import LoopConfig, run_training
 from ._base import GDRecipe
 from .inpaint import masked_psnr
@@ -110,32 +116,6 @@ def flip_sample(images: list[torch.Tensor], lmks: list[torch.Tensor]) -> tuple[l
         m[..., 0] = -m[..., 0]
         out_l.append(m)
     return [im.flip(3) for im in images], out_l
-
-
-def regressor_crop_grid(lmk_frame: torch.Tensor, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The landmark regressor's input crop of a ``res``² frame, as ``grid_sample`` coordinates.
-
-    Args:
-        lmk_frame: ``(B, 68, 2+)`` landmarks, x and y in [-1, 1] of the frame.
-        res: the frame's side.
-
-    Returns:
-        ``(grid (B, INPUT_SIZE, INPUT_SIZE, 2), (x0, y0, s) (B, 3))``: crop pixel ``u`` is frame pixel
-        ``x0 + (u + m + 0.5) s - 0.5`` with ``m = (STORED_SIZE - INPUT_SIZE) / 2``, as the regressor's own crop.
-    """
-    px = (lmk_frame[..., :2] + 1) / 2 * res - 0.5
-    lo, hi = px.amin(1), px.amax(1)
-    c = (lo + hi) / 2
-    side = LANDMARK_CROP_SCALE * (hi - lo).amax(1)
-    x0, y0 = c[:, 0] - side / 2, c[:, 1] - side / 2
-    s = side / STORED_SIZE
-    m = (STORED_SIZE - INPUT_SIZE) / 2
-    u = torch.arange(INPUT_SIZE, dtype=px.dtype, device=px.device) + m + 0.5
-    gx = x0[:, None] + u[None] * s[:, None] - 0.5  # frame pixels
-    gy = y0[:, None] + u[None] * s[:, None] - 0.5
-    nx, ny = (gx + 0.5) / res * 2 - 1, (gy + 0.5) / res * 2 - 1
-    grid = torch.stack([nx[:, None, :].expand(-1, INPUT_SIZE, -1), ny[:, :, None].expand(-1, -1, INPUT_SIZE)], -1)
-    return grid, torch.stack([x0, y0, s], 1)
 
 
 def mirror_valid(masks: torch.Tensor, kind: torch.Tensor, margin: int) -> torch.Tensor:
