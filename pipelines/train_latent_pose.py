@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latents", default=None, help="inverted real faces (pipelines.make_inverted_latents)")
     ap.add_argument("--val-latents", default=None, help="held-out inverted faces: mirror PSNR and yaw error are logged")
     ap.add_argument("--real-fraction", type=float, default=0.5, help="share of each batch from --latents (default 0.5)")
-    ap.add_argument("--max-yaw", type=float, default=45.0, help="random target yaws within +-this (default 45)")
+    ap.add_argument("--max-yaw", type=float, default=30.0, help="random target yaws within +-this (default 30)")
+    ap.add_argument("--edit-layers", type=int, default=7, help="W+ styles the encoder changes (default 7)")
+    ap.add_argument("--per-style", action="store_true", help="one change per style (pSp's heads), not one shared")
     ap.add_argument("--weights", default=None, help="the StyleGAN2 prior (default: the shipped one)")
-    add_training_args(ap, "encoder", LAMBDAS, lr=2e-4)
+    add_training_args(ap, "encoder", LAMBDAS, lr=5e-4)
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     if not 0 <= args.real_fraction <= 1 or not 0 < args.max_yaw <= 90:
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = LatentPoseTrainConfig(batch=args.batch, lr=args.lr, max_minutes=None if args.steps else args.minutes,
                                 max_steps=args.steps, clock=args.clock, eval_every=args.eval_every, seed=args.seed,
                                 real_fraction=args.real_fraction, max_yaw=args.max_yaw,
+                                edit_layers=args.edit_layers, shared=not args.per_style,
                                 **{f"lambda_{k}": getattr(args, f"lambda_{k}") for k, _ in LAMBDAS})
     bar, progress, say = training_progress(args, "train latent pose", ("pix", "id", "yaw_err"))
     try:

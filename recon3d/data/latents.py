@@ -14,7 +14,6 @@ checksum, so latents of another prior are never mixed in.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..nn.generation import generator_checksum
 from ._chunks import ChunkedSamples, ChunkStore, check_build_args, load_chunked
 
 __all__ = ["InvertedLatents", "build_inverted_latents", "load_inverted_latents", "generator_checksum"]
@@ -32,15 +32,6 @@ log = logging.getLogger(__name__)
 class InvertedLatents(ChunkedSamples):
     """Merged inverted faces: ``arrays["photo"]`` ``(M, 3, R, R)`` uint8, ``arrays["ws"]`` ``(M, L, W)`` float16,
     ``arrays["id_dist"]`` ``(M,)``; ``meta`` the folder's settings."""
-
-
-def generator_checksum(G: torch.nn.Module) -> str:
-    """A short SHA-256 of a generator's weights (what an inverted latent is only valid for)."""
-    h = hashlib.sha256()
-    for k, v in sorted(G.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _fields(meta: dict) -> dict:

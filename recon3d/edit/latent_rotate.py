@@ -103,13 +103,12 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
         ShapeError: bad ``lmk_px`` or ``yaws``.
         AssetError: missing or bad weights, or an encoder trained for another prior.
     """
-    from ..data.latents import generator_checksum
     from ..detect import detect_faces
     from ..io.image import load_image
-    from ..nn.generation import load_generator
+    from ..nn.generation import generator_checksum, load_generator
     from ..nn.identity import load_identity_net
     from ..nn.inversion import InversionConfig, invert
-    from ..nn.landmarks import load_regressor
+    from ..nn.landmarks import frame_pose, load_regressor, load_regressor_net
     from ..nn.latent_pose import edit_latents, fixed_noise, load_latent_pose
     from ..ops.align import align_face
 
@@ -141,11 +140,13 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     inv = invert(G, face, InversionConfig(steps=steps))
     regressor = load_regressor()
     src = _poses(regressor, face)[0]
+    with torch.no_grad():  # the encoder's source channel: the one-pass reading it was trained with
+        src_enc = frame_pose(load_regressor_net(None, device=dev)[0], face)[:, 0]
     targets = torch.tensor([y if absolute else src[0] + y for y in yaw_list] + ([0.0] if frontal else []),
                            dtype=torch.float32, device=dev)
     k = len(targets)
     with torch.no_grad():
-        ws = edit_latents(E, inv.ws.expand(k, -1, -1), face.expand(k, -1, -1, -1), targets)
+        ws = edit_latents(E, inv.ws.expand(k, -1, -1), face.expand(k, -1, -1, -1), targets, src_enc.expand(k))
         out = G.synthesis(ws, fixed_noise(G, k, InversionConfig().noise_seed, dev)).clamp(-1, 1)
     cos = _cosines(load_identity_net(device=dev), torch.cat([face, inv.image, out]))
     poses = _poses(regressor, out)

@@ -26,7 +26,7 @@ from .dcgan import DCGAN_G, DCGenerator
 from .registry import load_network
 from .stylegan2 import STYLEGAN2_G, StyleGenerator
 
-__all__ = ["GENERATORS", "load_generator", "latents", "generate", "interpolate", "slerp"]
+__all__ = ["GENERATORS", "load_generator", "latents", "generate", "interpolate", "slerp", "generator_checksum"]
 
 #: architecture name -> generator spec (shipped weights in assets/)
 GENERATORS = {"stylegan2": STYLEGAN2_G, "dcgan": DCGAN_G}
@@ -130,3 +130,14 @@ def grid_shape(n: int) -> tuple[int, int]:
     """
     cols = math.ceil(math.sqrt(n))
     return math.ceil(n / cols), cols
+
+
+def generator_checksum(G: torch.nn.Module) -> str:
+    """A short SHA-256 of a generator's weights (what an inverted latent is only valid for)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(G.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

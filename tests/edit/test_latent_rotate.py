@@ -19,6 +19,7 @@ def _encoder(path, *, trained: bool, generator=None):
     if trained:
         for h in E.heads:
             torch.nn.init.normal_(h.out.weight, std=0.05)
+        torch.nn.init.normal_(E.direction)
     save_network(E, path, NETWORKS["latent_pose"], meta={} if generator is None else {"generator": generator},
                  half=False)
     return path

@@ -8,7 +8,7 @@ Samples: a face ``x`` at the prior's resolution with its latent ``W*``. Two sour
   inference.
 
 The source yaw ``y_s`` is our landmark regressor's reading of ``x`` (:func:`recon3d.nn.landmarks.frame_pose`,
-the Hopenet role). A sample's target is either seed 000's **mirror** pair, target yaw ``-y_s`` and target image
+the Hopenet role); the encoder reads it with the target yaw. A sample's target is either seed 000's **mirror** pair, target yaw ``-y_s`` and target image
 the flipped ``x`` (exact supervision for free), or a **random** target yaw in ``[-max_yaw, max_yaw]``, whose
 target image is ``x`` itself at a small pixel weight (seed 000: "the weighting for pixel-wise loss will be
 reduced"). With ``Y = G(W* + E(x, y_t))`` and the loss weights of :class:`LatentPoseTrainConfig`:
@@ -24,7 +24,8 @@ reduced"). With ``Y = G(W* + E(x, y_t))`` and the loss weights of :class:`Latent
   shipped StyleGAN2 discriminator plus a projection of the yaw; real images are the real faces and their mirrors
   at their read yaws);
 * ``P``: the regressor's yaw (frozen, differentiable); pitch is held at the source's;
-* ``L_cycle`` (back-projection): the same terms for ``G(W* + Delta + E(Y, y_s))`` against ``x``, without the GAN.
+* ``L_cycle`` (back-projection): the same terms for ``G(W* + Delta + E(Y, y_s))`` against ``x``, without the GAN
+  (``Y``'s own yaw, as the regressor reads it, is the second pass's source yaw).
 
 Our addition: ``lambda_delta`` times the mean squared ``Delta W`` keeps the edit near the input's latent (the
 e4e-style regulariser; 0 turns it off). G, the identity network and the regressor never change.
@@ -50,7 +51,14 @@ from ...nn.identity import (
     load_identity_net,
 )
 from ...nn.landmarks import frame_pose, load_regressor_net
-from ...nn.latent_pose import LATENT_POSE, YAW_SCALE, PoseEncoder, edit_latents, fixed_noise
+from ...nn.latent_pose import (
+    LATENT_POSE,
+    YAW_SCALE,
+    PoseEncoder,
+    edit_latents,
+    fit_yaw_direction,
+    fixed_noise,
+)
 from ...nn.registry import load_network
 from ...nn.stylegan2 import STYLEGAN2_D, StyleDiscriminator
 from ..loop import LoopConfig, run_training
@@ -66,7 +74,7 @@ class LatentPoseTrainConfig(LoopConfig):
     """Hyper-parameters of a latent pose run (defaults of ``pipelines.train_latent_pose``)."""
 
     batch: int = 8
-    lr: float = 2e-4
+    lr: float = 5e-4
     d_lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 20
@@ -81,7 +89,11 @@ class LatentPoseTrainConfig(LoopConfig):
     real_fraction: float = 0.5
     #: share of samples with a random target yaw (the rest: mirror pairs)
     random_fraction: float = 0.5
-    max_yaw: float = 45.0
+    #: random target yaws within +-max_yaw (the shipped prior's faces: 90 % within +-22 degrees)
+    max_yaw: float = 30.0
+    #: the encoder's W+ styles that change, and whether they share one change (see recon3d.nn.latent_pose)
+    edit_layers: int = 7
+    shared: bool = True
     lambda_pix: float = 1.0
     #: pixel weight of the random-target samples (their target image is the input itself)
     lambda_pix_random: float = 0.1
@@ -202,7 +214,7 @@ class LatentPoseRecipe(GDRecipe):
                             torch.ones_like(u))
         out: dict[str, float] = {}
         adv = "D" in net and cfg.lambda_adv > 0
-        delta = E(x, yaw_t)
+        delta = E(x, yaw_t, yaw_s)
         y = self.G.synthesis(ws + delta, noise)
         if adv:
             D = net["D"]
@@ -228,7 +240,9 @@ class LatentPoseRecipe(GDRecipe):
             out["g_adv"] = g_adv.item()
             net["D"].requires_grad_(True)
         if cfg.lambda_cycle > 0:
-            back = self.G.synthesis(ws + delta + E(y, yaw_s), noise)
+            with torch.no_grad():
+                yaw_y = frame_pose(self.reg, y)[:, 0]
+            back = self.G.synthesis(ws + delta + E(y, yaw_s, yaw_y), noise)
             cyc = self._terms(back, x, torch.ones_like(u), yaw_s, pitch_s)
             loss = loss + cfg.lambda_cycle * cyc["total"]
             out["cycle_pix"] = cyc["pix"].item()
@@ -249,13 +263,13 @@ class LatentPoseRecipe(GDRecipe):
         ws = torch.as_tensor(self.val.arrays["ws"][:32]).float().to(device)
         noise = [n.to(device) for n in self.noise]
         yaw_s = frame_pose(self.reg, x)[:, 0]
-        y = self.G.synthesis(edit_latents(E, ws, x, -yaw_s), noise).clamp(-1, 1)
+        y = self.G.synthesis(edit_latents(E, ws, x, -yaw_s, yaw_s), noise).clamp(-1, 1)
         t = x.flip(3)
         psnr = 10 * torch.log10(4.0 / ((y - t) ** 2).mean((1, 2, 3)).clamp_min(1e-10))
         idd = identity_distance(self.idnet, self._chips(y), self._chips(t))
         errs = []
         for yaw in (-30.0, 30.0):
-            z = self.G.synthesis(edit_latents(E, ws, x, torch.full_like(yaw_s, yaw)), noise)
+            z = self.G.synthesis(edit_latents(E, ws, x, torch.full_like(yaw_s, yaw), yaw_s), noise)
             errs.append((frame_pose(self.reg, z)[:, 0] - yaw).abs())
         E.train(was)
         return {"val_mirror_psnr": float(psnr.mean()), "val_mirror_id_dist": float(idd.mean()),
@@ -266,7 +280,8 @@ def build_latent_pose(G, config: LatentPoseTrainConfig, *, init_d: bool = True) 
     """A fresh ``ModuleDict``: ``G`` the :class:`~recon3d.nn.latent_pose.PoseEncoder` for ``G``'s W+ (the key is
     the trained network's, as in every GD recipe) and, with the adversarial term on, ``D`` a
     :class:`PoseConditionedD` on the shipped StyleGAN2 discriminator (``init_d``; else a fresh one)."""
-    nets: dict[str, nn.Module] = {"G": PoseEncoder(G.res, G.n_latent, G.w_dim, widths=config.widths, fpn=config.fpn)}
+    nets: dict[str, nn.Module] = {"G": PoseEncoder(G.res, G.n_latent, G.w_dim, widths=config.widths, fpn=config.fpn,
+                                                   edit_layers=config.edit_layers, shared=config.shared)}
     if config.lambda_adv > 0:
         if init_d:
             base, _ = load_network(STYLEGAN2_D, None, cached=False)
@@ -294,4 +309,10 @@ def train_latent_pose(G, out_dir: str | Path, config: LatentPoseTrainConfig = La
                              f"({net['G'].config})")
         net["G"] = e0.float().train()
     recipe = LatentPoseRecipe(G, config, real=real, val=val)
+    if init is None and not (Path(out_dir) / "last.pt").is_file():
+        # start from the linear yaw direction of the prior (InterfaceGAN's kind of edit); the heads learn the rest
+        v, r2 = fit_yaw_direction(G, recipe.reg, seed=config.seed)
+        with torch.no_grad():
+            net["G"].direction.copy_(v.to(net["G"].direction))
+        log.info("fitted yaw direction: R² %.3f on %d generated faces", r2, 1024)
     return run_training(net, recipe, config, out_dir, device=device, log_fn=log_fn, progress=progress)
