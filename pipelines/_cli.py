@@ -371,6 +371,22 @@ def training_progress(args, desc: str, keys: tuple[str, ...]):
     return bar, progress, say
 
 
+def train_verb(args, desc: str, keys: tuple[str, ...], train):
+    """Run ``train(log_fn, progress)`` (a recipe's ``train_*`` call) under the bar of :func:`training_progress`:
+    its result, or None after a one-line error for bad data or settings (the verb then exits 2)."""
+    from recon3d.errors import Recon3DError
+
+    bar, progress, say = training_progress(args, desc, keys)
+    try:
+        return train(say, progress)
+    except (ValueError, Recon3DError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def add_training_args(ap: argparse.ArgumentParser, what: str, lambdas: tuple, *, lr: float = 5e-4) -> None:
     """The options every image-to-image training verb shares: ``--out``, the budget (``--minutes``, ``--clock``,
     ``--steps``), ``--batch``, ``--lr``, one ``--lambda-NAME`` per ``(name, default)`` of ``lambdas``, ``--init``,

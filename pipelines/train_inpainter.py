@@ -23,7 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._cli import setup_logging, setup_torch, training_meta, training_progress
+from ._cli import setup_logging, setup_torch, train_verb, training_meta
 
 log = logging.getLogger("pipelines.train_inpainter")
 
@@ -91,17 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                              lambda_pix=args.lambda_pix, lambda_ssim=args.lambda_ssim, lambda_bg=args.lambda_bg,
                              lambda_id=args.lambda_id, lambda_tv=args.lambda_tv, lambda_adv=args.lambda_adv,
                              ssim_target=args.ssim_target, prior=args.prior, base=args.base)
-    bar, progress, say = training_progress(args, "train inpainter", ("pix", "ssim", "id"))
-
-    try:
-        res = train_inpainter(faces, cache, args.out, cfg, init=args.init, val=val, device=args.device, log_fn=say,
-                              progress=progress)
-    except (ValueError, Recon3DError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    res = train_verb(args, "train inpainter", ("pix", "ssim", "id"),
+                     lambda log_fn, progress: train_inpainter(faces, cache, args.out, cfg, init=args.init, val=val,
+                                                              device=args.device, log_fn=log_fn, progress=progress))
+    if res is None:
         return 2
-    finally:
-        if bar is not None:
-            bar.close()
     if args.export:
         meta = training_meta("train_inpainter", argv, res, clock=args.clock, n_train_faces=len(cache),
                              training_data=args.data, device=args.device)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import add_training_args, export_trained, setup_logging, setup_torch, training_progress
+from ._cli import add_training_args, export_trained, setup_logging, setup_torch, train_verb
 
-LAMBDAS = (("pix", 1.0), ("id", 0.5), ("feat", 0.8), ("pose", 1.0), ("adv", 0.05), ("cycle", 1.0), ("delta", 0.01))
+LAMBDAS = (("pix", 1.0), ("id", 0.5), ("feat", 0.8), ("pose", 4.0), ("adv", 0.05), ("cycle", 1.0), ("delta", 0.01))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,16 +64,12 @@ def main(argv: list[str] | None = None) -> int:
                                 real_fraction=args.real_fraction, max_yaw=args.max_yaw,
                                 edit_layers=args.edit_layers, shared=not args.per_style,
                                 **{f"lambda_{k}": getattr(args, f"lambda_{k}") for k, _ in LAMBDAS})
-    bar, progress, say = training_progress(args, "train latent pose", ("pix", "id", "yaw_err"))
-    try:
-        res = train_latent_pose(G, args.out, cfg, real=real, val=val, init=args.init, device=args.device,
-                                log_fn=say, progress=progress)
-    except (ValueError, Recon3DError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    res = train_verb(args, "train latent pose", ("pix", "id", "yaw_err"),
+                     lambda log_fn, progress: train_latent_pose(G, args.out, cfg, real=real, val=val,
+                                                                init=args.init, device=args.device, log_fn=log_fn,
+                                                                progress=progress))
+    if res is None:
         return 2
-    finally:
-        if bar is not None:
-            bar.close()
     export_trained(args, argv, res, LATENT_POSE, "train_latent_pose", generator=generator_checksum(G),
                    n_real_faces=len(real) if real is not None else 0, training_data=args.latents or "generated")
     return 0

@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._cli import setup_logging, setup_torch, training_meta, training_progress
+from ._cli import setup_logging, setup_torch, train_verb, training_meta
 
 log = logging.getLogger("pipelines.train_restorer")
 
@@ -86,17 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                              eval_every=args.eval_every, seed=args.seed, lambda_g=args.lambda_g,
                              lambda_l=args.lambda_l, lambda_l1=args.lambda_l1, lambda_fm=args.lambda_fm,
                              lambda_fp=args.lambda_fp)
-    bar, progress, say = training_progress(args, f"train {args.variant}", ("l1", "fp", "d_loss"))
-
-    try:
-        res = train_restorer(faces, args.out, cfg, init=args.init, prior=args.prior, val_faces=val,
-                             reference_pool=pool, device=args.device, log_fn=say, progress=progress)
-    except (ValueError, Recon3DError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    res = train_verb(args, f"train {args.variant}", ("l1", "fp", "d_loss"),
+                     lambda log_fn, progress: train_restorer(faces, args.out, cfg, init=args.init, prior=args.prior,
+                                                             val_faces=val, reference_pool=pool, device=args.device,
+                                                             log_fn=log_fn, progress=progress))
+    if res is None:
         return 2
-    finally:
-        if bar is not None:
-            bar.close()
     if args.export:
         meta = training_meta("train_restorer", argv, res, variant=args.variant, res=args.res, clock=args.clock,
                              n_train_faces=len(faces), training_data=args.data, device=args.device)

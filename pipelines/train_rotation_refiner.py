@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import add_training_args, export_trained, setup_logging, setup_torch, training_progress
+from ._cli import add_training_args, export_trained, setup_logging, setup_torch, train_verb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,16 +52,11 @@ def main(argv: list[str] | None = None) -> int:
                             lambda_pix=args.lambda_pix, lambda_pas=args.lambda_pas, lambda_id=args.lambda_id,
                             lambda_pose=args.lambda_pose, lambda_tv=args.lambda_tv, lambda_adv=args.lambda_adv,
                             pas=args.pas)
-    bar, progress, say = training_progress(args, "train rotation refiner", ("pix", "pix_warp", "id"))
-    try:
-        res = train_refiner(pairs, args.out, cfg, init=args.init, val=val, device=args.device, log_fn=say,
-                            progress=progress)
-    except (ValueError, Recon3DError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    res = train_verb(args, "train rotation refiner", ("pix", "pix_warp", "id"),
+                     lambda log_fn, progress: train_refiner(pairs, args.out, cfg, init=args.init, val=val,
+                                                            device=args.device, log_fn=log_fn, progress=progress))
+    if res is None:
         return 2
-    finally:
-        if bar is not None:
-            bar.close()
     export_trained(args, argv, res, ROTATION_REFINER, "train_rotation_refiner", n_train_samples=len(pairs),
                              training_data=args.pairs)
     return 0

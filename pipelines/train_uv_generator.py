@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli import add_training_args, export_trained, setup_logging, setup_torch, training_progress
+from ._cli import add_training_args, export_trained, setup_logging, setup_torch, train_verb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,16 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = UVTrainConfig(batch=args.batch, lr=args.lr, max_minutes=None if args.steps else args.minutes,
                         max_steps=args.steps, clock=args.clock, eval_every=args.eval_every, seed=args.seed,
                         **{f"lambda_{k}": getattr(args, f"lambda_{k}") for k in ("hid", "rec", "adv", "sym", "id", "tv")})
-    bar, progress, say = training_progress(args, "train UV generator", ("hid", "rec", "id"))
-    try:
-        res = train_uv_generator(pairs, args.out, cfg, init=args.init, val=val, device=args.device, log_fn=say,
-                            progress=progress)
-    except (ValueError, Recon3DError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    res = train_verb(args, "train UV generator", ("hid", "rec", "id"),
+                     lambda log_fn, progress: train_uv_generator(pairs, args.out, cfg, init=args.init, val=val,
+                                                                 device=args.device, log_fn=log_fn,
+                                                                 progress=progress))
+    if res is None:
         return 2
-    finally:
-        if bar is not None:
-            bar.close()
     export_trained(args, argv, res, UV_GENERATOR, "train_uv_generator", n_train_samples=len(pairs),
                              training_data=args.pairs)
     return 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..io.atomic import atomic_file
 
-__all__ = ["ChunkStore", "ChunkedSamples", "check_build_args", "build_photo_chunks", "load_chunked"]
+__all__ = ["ChunkStore", "ChunkedSamples", "check_build_args", "build_photo_chunks", "load_chunked", "open_build_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,32 @@ class ChunkStore:
         return np.asarray(order, np.int64), out, {i: r for i, r in skipped.items() if i not in rows}
 
 
+def open_build_folder(where: str, out_dir: str | Path, config: dict, other: str = "") -> Path:
+    """Open a resumable build's folder: refuse one holding progress with other settings than ``config`` (``other``
+    names what else may differ), create it, clear stale temporary files and record ``config.json``.
+
+    Raises:
+        Recon3DError: the folder holds progress made with other settings.
+    """
+    import json
+
+    from ..errors import Recon3DError
+    from ..io.atomic import clean_stale_temps
+    from .degrade import same_settings
+
+    out = Path(out_dir).expanduser()
+    cfg_path = out / "config.json"
+    if not same_settings(cfg_path, config):
+        raise Recon3DError(f"{where}: {out} holds progress made with other settings{' ' + other if other else ''}; "
+                           "delete it or use the same settings")
+    out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)
+    if not cfg_path.is_file():
+        with atomic_file(cfg_path, "w") as fh:
+            json.dump(config, fh, indent=1, sort_keys=True)
+    return out
+
+
 def build_photo_chunks(where: str, photos: list, out_dir: str | Path, config: dict, store_fields: dict,
                        kinds: tuple[str, ...], sample_fn, *, n: int | None, chunk: int, shard: tuple[int, int],
                        desc: str, progress: bool = True, setup=None) -> int:
@@ -173,29 +199,17 @@ def build_photo_chunks(where: str, photos: list, out_dir: str | Path, config: di
         Recon3DError: the folder holds progress made with other settings.
         ValueError: bad ``n``, ``chunk`` or ``shard``, or no photos.
     """
-    import json
 
     from tqdm import tqdm
 
     from ..errors import Recon3DError
-    from ..io.atomic import clean_stale_temps
     from ..io.image import load_image
-    from .degrade import same_settings
 
     k, m = check_build_args(where, n, chunk, shard)
     photos = [Path(p) for p in photos][: n if n is not None else None]
     if not photos:
         raise ValueError(f"{where}: no photos")
-    out = Path(out_dir).expanduser()
-    cfg_path = out / "config.json"
-    if not same_settings(cfg_path, config):
-        raise Recon3DError(f"{where}: {out} holds progress made with other settings (or another photo list); "
-                           "delete it or use the same settings")
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out)
-    if not cfg_path.is_file():
-        with atomic_file(cfg_path, "w") as fh:
-            json.dump(config, fh, indent=1, sort_keys=True)
+    out = open_build_folder(where, out_dir, config, "(or another photo list)")
     store = ChunkStore(out, store_fields, compress=True)
     ok, sk = store.index()
     done = {i // len(kinds) for i in ok | sk}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..nn.generation import generator_checksum
-from ._chunks import ChunkedSamples, ChunkStore, check_build_args, load_chunked
+from ._chunks import ChunkedSamples, ChunkStore, check_build_args, load_chunked, open_build_folder
 
 __all__ = ["InvertedLatents", "build_inverted_latents", "load_inverted_latents", "generator_checksum"]
 
@@ -61,15 +61,10 @@ def build_inverted_latents(root: str | Path, out_dir: str | Path, *, G=None, n: 
         Recon3DError: ``root`` holds no face, or ``out_dir`` holds progress with other settings.
         ValueError: bad ``n``, ``batch`` or ``shard``.
     """
-    import json
-
     from tqdm import tqdm
 
-    from ..errors import Recon3DError
-    from ..io.atomic import atomic_file, clean_stale_temps
     from ..nn.generation import load_generator
     from ..nn.inversion import InversionConfig, invert
-    from .degrade import same_settings
     from .faces import load_faces
 
     k, m = check_build_args("build_inverted_latents()", n, batch, shard)
@@ -81,16 +76,8 @@ def build_inverted_latents(root: str | Path, out_dir: str | Path, *, G=None, n: 
     config = {"root": str(Path(root).resolve()), "split": split, "n": len(faces), "batch": batch,
               "res": G.res, "n_latent": G.n_latent, "w_dim": G.w_dim, "generator": generator_checksum(G),
               "inversion": asdict(cfg)}
-    out = Path(out_dir).expanduser()
-    cfg_path = out / "config.json"
-    if not same_settings(cfg_path, config):
-        raise Recon3DError(f"build_inverted_latents(): {out} holds progress made with other settings (another "
-                           "generator, folder or step count); delete it or use the same settings")
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out)
-    if not cfg_path.is_file():
-        with atomic_file(cfg_path, "w") as fh:
-            json.dump(config, fh, indent=1, sort_keys=True)
+    out = open_build_folder("build_inverted_latents()", out_dir, config,
+                            "(another generator, folder or step count)")
     store = ChunkStore(out, _fields(config))
     done, _ = store.index()
     starts = [s for j, s in enumerate(range(0, len(faces), batch)) if j % m == k]

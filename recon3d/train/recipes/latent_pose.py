@@ -27,8 +27,8 @@ reduced"). With ``Y = G(W* + E(x, y_t))`` and the loss weights of :class:`Latent
 * ``L_cycle`` (back-projection): the same terms for ``G(W* + Delta + E(Y, y_s))`` against ``x``, without the GAN
   (``Y``'s own yaw, as the regressor reads it, is the second pass's source yaw).
 
-Our addition: ``lambda_delta`` times the mean squared ``Delta W`` keeps the edit near the input's latent (the
-e4e-style regulariser; 0 turns it off). G, the identity network and the regressor never change.
+Our additions: ``lambda_delta`` times the mean squared ``Delta W`` keeps the edit near the input's latent (the
+e4e-style regulariser; 0 turns it off), and the encoder's gradient norm is clipped to ``grad_clip``. G, the identity network and the regressor never change.
 """
 
 from __future__ import annotations
@@ -99,10 +99,12 @@ class LatentPoseTrainConfig(LoopConfig):
     lambda_pix_random: float = 0.1
     lambda_id: float = 0.5
     lambda_feat: float = 0.8
-    lambda_pose: float = 1.0
+    lambda_pose: float = 4.0
     lambda_adv: float = 0.05
     lambda_cycle: float = 1.0
     lambda_delta: float = 0.01
+    #: the encoder's gradient norm is clipped to this (0: off); without it a run diverged after 300 steps
+    grad_clip: float = 1.0
     widths: tuple = (32, 64, 128, 128, 256)
     fpn: int = 128
 
@@ -248,6 +250,8 @@ class LatentPoseRecipe(GDRecipe):
             out["cycle_pix"] = cyc["pix"].item()
         opts["G"].zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip > 0:
+            out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(E.parameters(), cfg.grad_clip))
         opts["G"].step()
         out["loss"] = loss.item()
         return out
