@@ -46,6 +46,28 @@ def parse_refiners(items: list[str]) -> dict[str, str]:
     return out
 
 
+def mirror_px(pts: np.ndarray, width: int) -> np.ndarray:
+    """68 landmarks (pixels) of a photo ``width`` wide -> the same points on the photo mirrored left-right."""
+    from recon3d.conventions import IBUG68_MIRROR
+
+    out = np.asarray(pts, np.float64)[list(IBUG68_MIRROR)].copy()
+    out[:, 0] = (width - 1) - out[:, 0]
+    return out
+
+
+def score(o, truth, d_truth: np.ndarray, region, idnet) -> dict:
+    """PSNR and SSIM of ``o`` against ``truth`` (``(1, 3, 128, 128)`` in [0, 1]) over ``region`` and the identity
+    cosine of ``o``'s descriptor to ``d_truth``."""
+    from recon3d.nn.identity import embed_aligned
+    from recon3d.ops.metrics import ssim_map
+
+    mse = float(((o - truth) ** 2).mean(1)[0][region].mean())
+    ss = float(ssim_map(o, truth)[0].mean(0)[region].mean())
+    d = embed_aligned(o * 2 - 1, idnet)[0]
+    cos = float(d @ d_truth / (np.linalg.norm(d) * np.linalg.norm(d_truth) + 1e-12))
+    return {"psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ss, "id_cos": cos}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", help="folders of face photos")
@@ -74,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from recon3d.conventions import IBUG68_MIRROR
     from recon3d.data.faces import list_photos
     from recon3d.data.rotation_pairs import prepare_photo
     from recon3d.data.splits import is_held_out, photo_key
@@ -87,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     from recon3d.io import load_image
     from recon3d.nn.identity import embed_aligned, load_identity_net
     from recon3d.nn.rotate_refine import load_rotation_refiner
-    from recon3d.ops.metrics import ssim_map
     from recon3d.ops.morphology import dilate
     from recon3d.reconstruct import reconstruct
 
@@ -116,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped += 1
             continue
         src_px, _ = model_landmarks_px(rec, fit_tensors(rec).verts_cam)
-        mir = src_px[list(IBUG68_MIRROR)].copy()
-        mir[:, 0] = (W - 1) - mir[:, 0]
-        m_gt = template_matrix(mir, 128)
+        m_gt = template_matrix(mirror_px(src_px, W), 128)
         truth = to_frame(np.ascontiguousarray(img[:, ::-1]), m_gt, 128)
         inside = to_frame(np.ascontiguousarray(real[:, ::-1]), m_gt, 128)[0] > 0.999
         row = {"file": f.name, "yaw": y, "methods": {}}
@@ -129,35 +147,25 @@ def main(argv: list[str] | None = None) -> int:
         m = template_matrix(tgt_px, 128)
         face = to_frame(view.mask.numpy().astype(np.float32)[..., None], m, 128)[0] > 0.5
         region = inside & dilate(face, MARGIN)
+        region_t = torch.from_numpy(region)
         for name in methods:
             if name in latents:
                 lmk = rec.lmk_detected_px.numpy().astype(np.float64)
                 rot = latent_rotate(img, [-y], absolute=True, lmk_px=lmk, encoder_weights=latents[name],
                                     steps=args.invert_steps)
-                lm = lmk[list(IBUG68_MIRROR)].copy()
-                lm[:, 0] = (W - 1) - lm[:, 0]
-                t_lat = torch.from_numpy(to_frame(np.ascontiguousarray(img[:, ::-1]), template_matrix(lm, 128), 128))[None]
+                m_lat = template_matrix(mirror_px(lmk, W), 128)
+                t_lat = torch.from_numpy(to_frame(np.ascontiguousarray(img[:, ::-1]), m_lat, 128))[None]
+                d_lat = embed_aligned(t_lat * 2 - 1, idnet)[0]
                 # the edit, and the inversion without it (the input pose): what the encoder adds
                 for key, face, yaw_read in ((name, rot.views[0].image, rot.views[0].pose_deg[0]),
                                             (f"{name}:no-edit", rot.inverted, rot.pose_deg[0])):
                     o = F.interpolate(face.permute(2, 0, 1)[None], size=(128, 128), mode="bicubic",
                                       align_corners=False).clamp(0, 1)
-                    mse = float(((o - t_lat) ** 2).mean(1)[0][torch.from_numpy(region)].mean())
-                    ss = float(ssim_map(o, t_lat)[0].mean(0)[torch.from_numpy(region)].mean())
-                    d, d_t = embed_aligned(torch.cat([o, t_lat]) * 2 - 1, idnet)
-                    cos = float(d @ d_t / (np.linalg.norm(d) * np.linalg.norm(d_t) + 1e-12))
-                    row["methods"][key] = {"psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ss, "id_cos": cos,
-                                           "yaw_read": yaw_read}
+                    row["methods"][key] = {**score(o, t_lat, d_lat, region_t, idnet), "yaw_read": yaw_read}
                 continue
             # the refiner on the warp's view: what rotate_views(refine="net") does
             image = view.image.numpy() if name == "warp" else refine_rotation(nets[name], rec, view, identity_net=idnet)[0]
-            out = to_frame(image, m, 128)
-            o = torch.from_numpy(out)[None]
-            mse = float(((o - t) ** 2).mean(1)[0][torch.from_numpy(region)].mean())
-            ss = float(ssim_map(o, t)[0].mean(0)[torch.from_numpy(region)].mean())
-            d = embed_aligned(o * 2 - 1, idnet)[0]
-            cos = float(d @ d_truth / (np.linalg.norm(d) * np.linalg.norm(d_truth) + 1e-12))
-            row["methods"][name] = {"psnr": -10 * np.log10(max(mse, 1e-10)), "ssim": ss, "id_cos": cos}
+            row["methods"][name] = score(torch.from_numpy(to_frame(image, m, 128))[None], t, d_truth, region_t, idnet)
         rows.append(row)
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

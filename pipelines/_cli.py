@@ -520,3 +520,13 @@ def image_grid(images, height: int):
     for c, x in zip(cells, np.cumsum([0] + [c.width for c in cells[:-1]]), strict=True):
         grid.paste(c, (int(x), 0))
     return grid
+
+
+def save_turntable(images, path) -> None:
+    """A looping GIF of ``images`` (``(H, W, 3)`` in [0, 1]) swept forth and back, 120 ms a frame."""
+    import numpy as np
+    from PIL import Image
+
+    frames = list(images) + list(images)[-2:0:-1]
+    pil = [Image.fromarray((np.clip(np.asarray(im), 0, 1) * 255).astype(np.uint8)) for im in frames]
+    pil[0].save(path, save_all=True, append_images=pil[1:], duration=120, loop=0)

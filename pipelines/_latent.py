@@ -50,15 +50,12 @@ def check_latent(args) -> int | None:
 
 def process_latent(src, stem: str, args, out_root: Path, fmt):
     """One input of ``rotate --method latent`` (``fmt``: the angle formatter)."""
-    import numpy as np
-    from PIL import Image
-
     from recon3d.batch import Outcome
     from recon3d.edit.latent_rotate import latent_rotate
     from recon3d.io import load_image, save_image
     from recon3d.io.atomic import atomic_dir
 
-    from ._cli import check_job_folder, describe_input, image_grid
+    from ._cli import check_job_folder, describe_input, image_grid, save_turntable
 
     check_job_folder(out_root / stem)
     image = load_image(src, max_pixels=args.max_pixels).image
@@ -82,9 +79,7 @@ def process_latent(src, stem: str, args, out_root: Path, fmt):
             cells.append(front.image)
         image_grid(cells, args.grid_size).save(out / f"{stem}_grid.png")
         if args.gif:
-            frames = rot.views + rot.views[-2:0:-1]
-            pil = [Image.fromarray((np.clip(v.image.numpy(), 0, 1) * 255).astype(np.uint8)) for v in frames]
-            pil[0].save(out / f"{stem}_turntable.gif", save_all=True, append_images=pil[1:], duration=120, loop=0)
+            save_turntable([v.image for v in rot.views], out / f"{stem}_turntable.gif")
             record["gif"] = f"{stem}_turntable.gif"
         (out / f"{stem}_rotate.json").write_text(json.dumps(record, indent=1))
     msg = f"{stem}: yaw {rot.pose_deg[0]:+.1f}, {len(rot.views)} latent views -> {out_root / stem}"

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from pipelines._cli import DEMOS, add_batch, add_common, add_refine, add_restore, add_texture, check_job_folder, check_refiner, check_restorer, check_uv_generator  # isort: skip
-from pipelines._cli import collect_jobs, describe_input, image_grid, load_model_arg, no_inputs, prepare, run_jobs, setup_logging  # isort: skip
+from pipelines._cli import collect_jobs, describe_input, image_grid, load_model_arg, no_inputs, prepare, run_jobs, save_turntable, setup_logging  # isort: skip
 from pipelines._latent import add_latent, check_latent, process_latent  # isort: skip
 
 
@@ -55,8 +55,6 @@ def _fmt(a: float) -> str:
 
 
 def _process(src, stem: str, args, model, out_root: Path):
-    import numpy as np
-    from PIL import Image
 
     import recon3d.reconstruct as api
     from recon3d.batch import Outcome
@@ -94,9 +92,7 @@ def _process(src, stem: str, args, model, out_root: Path):
         image_grid(grid_imgs, args.grid_size).save(out / f"{stem}_grid.png")
         if args.gif:
             sweep = [r for (y, p), r in zip(poses, results, strict=True) if p == args.pitch[0]]
-            frames = sweep + sweep[-2:0:-1]
-            pil = [Image.fromarray((np.clip(r.image.numpy(), 0, 1) * 255).astype(np.uint8)) for r in frames]
-            pil[0].save(out / f"{stem}_turntable.gif", save_all=True, append_images=pil[1:], duration=120, loop=0)
+            save_turntable([r.image for r in sweep], out / f"{stem}_turntable.gif")
             record["gif"] = f"{stem}_turntable.gif"
         (out / f"{stem}_rotate.json").write_text(json.dumps(record, indent=1))
     msg = f"{stem}: pose yaw {rec.pose_deg['yaw']:+.1f} pitch {rec.pose_deg['pitch']:+.1f}, {len(results)} views -> {out_root / stem}"
@@ -105,9 +101,9 @@ def _process(src, stem: str, args, model, out_root: Path):
 
 def _setup(args, model=None):
     """The per-item function (in each worker: loads the ``--model`` once)."""
-    model = model if model is not None or args.method == "latent" else load_model_arg(args.model, args.device)
-    if args.method == "latent":
+    if args.method == "latent":  # no 3D model: the face is edited in the prior's latent space
         return lambda job: process_latent(job.source, job.name, args, Path(args.out), _fmt)
+    model = model if model is not None else load_model_arg(args.model, args.device)
     return lambda job: _process(job.source, job.name, args, model, Path(args.out))
 
 
@@ -130,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs, missing = collect_jobs(args.demo, args.inputs)
     try:
-        model = load_model_arg(args.model, args.device)
+        model = load_model_arg(args.model, args.device) if args.method == "warp" else None
     except Recon3DError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -87,7 +87,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     """Turn the largest face of ``image`` to each yaw of ``yaws`` in the StyleGAN2 latent space.
 
     Args:
-        image: ``(H, W, 3)`` float in [0, 1] or uint8 (array or tensor), or a path.
+        image: anything :func:`recon3d.io.load_image` reads: a path, or an ``(H, W, 3)`` float [0, 1] / uint8 array or tensor.
         yaws: target yaws in degrees: changes of the face's own yaw, or the target pose with ``absolute``.
         frontal: also turn it to yaw 0 (absolute), as the last view.
         lmk_px: ``(68, 2)`` landmarks of the face (input pixels); default: detected.
@@ -101,6 +101,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     Raises:
         NoFaceError: no face found.
         ShapeError: bad ``lmk_px`` or ``yaws``.
+        ImageError: an image that cannot be read.
         AssetError: missing or bad weights, or an encoder trained for another prior.
     """
     from ..detect import detect_faces
@@ -108,7 +109,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     from ..nn.generation import generator_checksum, load_generator
     from ..nn.identity import load_identity_net
     from ..nn.inversion import InversionConfig, invert
-    from ..nn.landmarks import frame_pose, load_regressor, load_regressor_net
+    from ..nn.landmarks import frame_pose, load_regressor
     from ..nn.latent_pose import edit_latents, fixed_noise, load_latent_pose
     from ..ops.align import align_face
 
@@ -118,10 +119,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     if int(steps) != steps or steps < 1:
         raise ValueError(f"latent_rotate(): steps must be an integer >= 1, got {steps!r}")
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    img = load_image(image).image if not hasattr(image, "shape") else np.asarray(to_numpy(image))
-    u8 = img if img.dtype == np.uint8 else (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    if u8.ndim != 3 or u8.shape[2] != 3:
-        raise ShapeError(f"latent_rotate(): image must be (H, W, 3), got {u8.shape}")
+    u8 = (np.clip(to_numpy(load_image(image).image), 0, 1) * 255 + 0.5).astype(np.uint8)
     if lmk_px is None:
         dets = detect_faces(u8, backend=detector)
         if not dets:
@@ -138,10 +136,10 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
                          f"({meta.get('generator')}); pass the generator it was trained with")
     face = torch.from_numpy(np.ascontiguousarray(align_face(u8, lmk, G.res))).float().div(127.5).sub(1)[None].to(dev)
     inv = invert(G, face, InversionConfig(steps=steps))
-    regressor = load_regressor()
+    regressor = load_regressor(device=dev)
     src = _poses(regressor, face)[0]
     with torch.no_grad():  # the encoder's source channel: the one-pass reading it was trained with
-        src_enc = frame_pose(load_regressor_net(None, device=dev)[0], face)[:, 0]
+        src_enc = frame_pose(regressor.net, face)[:, 0]
     targets = torch.tensor([y if absolute else src[0] + y for y in yaw_list] + ([0.0] if frontal else []),
                            dtype=torch.float32, device=dev)
     k = len(targets)

@@ -117,8 +117,7 @@ class PoseConditionedD(nn.Module):
     def __init__(self, base: StyleDiscriminator):
         super().__init__()
         self.base = base
-        c = base.out.weight.shape[1] if hasattr(base.out, "weight") else base.fc.weight.shape[0]
-        self.embed = nn.Linear(1, c, bias=False)
+        self.embed = nn.Linear(1, base.out.weight.shape[1], bias=False)  # the width of head()'s feature
         nn.init.zeros_(self.embed.weight)
 
     def forward(self, x: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
@@ -196,7 +195,7 @@ class LatentPoseRecipe(GDRecipe):
         pl = ((pose[:, 0] - yaw_t).abs() + 0.5 * (pose[:, 1] - pitch_t).abs()) / YAW_SCALE
         total = (cfg.lambda_pix * pix_w * pix + cfg.lambda_id * idd + cfg.lambda_feat * feat + cfg.lambda_pose * pl)
         return {"total": total.mean(), "pix": pix.mean(), "id": idd.mean(), "feat": feat.mean(),
-                "yaw_err": (pose[:, 0] - yaw_t).abs().mean()}
+                "yaw_err": (pose[:, 0] - yaw_t).abs().mean(), "yaw": pose[:, 0].detach()}
 
     def train_step(self, net: nn.ModuleDict, opts: dict, batch: tuple, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -242,9 +241,7 @@ class LatentPoseRecipe(GDRecipe):
             out["g_adv"] = g_adv.item()
             net["D"].requires_grad_(True)
         if cfg.lambda_cycle > 0:
-            with torch.no_grad():
-                yaw_y = frame_pose(self.reg, y)[:, 0]
-            back = self.G.synthesis(ws + delta + E(y, yaw_s, yaw_y), noise)
+            back = self.G.synthesis(ws + delta + E(y, yaw_s, fwd["yaw"]), noise)
             cyc = self._terms(back, x, torch.ones_like(u), yaw_s, pitch_s)
             loss = loss + cfg.lambda_cycle * cyc["total"]
             out["cycle_pix"] = cyc["pix"].item()
