@@ -5,7 +5,8 @@
 
 Variants (rows of ``bench/restore.py``): ``ours`` (MMRB codec + StyleGAN2 prior), ``no-mmrb`` (plain
 residual blocks), ``no-prior`` (the codec's decoder output), ``unet-l1`` (plain U-Net, L1 only) and
-``refsr`` (reference-guided 4x SR; ``--reference-pool`` from ``pipelines.make_reference_pool``).
+``refsr`` (reference-guided 4x SR; ``--reference-pool`` from ``pipelines.make_reference_pool``) and
+``refsr-fast`` / ``refsr-fast-res`` (the same task on a quarter-size trunk, MMRB / plain residual blocks).
 The recipe is :mod:`recon3d.train.recipes.restore`; pairs are degraded on the fly from the aligned
 faces' training split (the 5 % hash split stays out for the benchmark). ``OUT/last.pt`` is written every
 few minutes; rerunning resumes and ``--minutes`` is the total across runs. ``--init`` fine-tunes an
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in (("g", 0.5), ("l", 3.0), ("l1", 8.0), ("fm", 0.02), ("fp", 10.0)):
         ap.add_argument(f"--lambda-{name}", type=float, default=default,
                         help=f"loss weight lambda_{name} (seed 002's: {default}); 0 turns the term off")
+    ap.add_argument("--grad-clip", type=float, default=0.0, help="clip the restorer's gradient norm to this (0: off)")
     ap.add_argument("--init", default=None, help="fine-tune these exported restorer weights")
     ap.add_argument("--prior", default=None, help="StyleGAN2 generator for the prior (default: the shipped one)")
-    ap.add_argument("--reference-pool", default=None, help="re-posed references (.npz) for --variant refsr")
+    ap.add_argument("--reference-pool", default=None, help="re-posed references (.npz) for the refsr variants")
     ap.add_argument("--val-percent", type=float, default=5.0)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--limit", type=int, default=None, help="use at most this many photos")
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                              max_minutes=None if args.steps else args.minutes, max_steps=args.steps, clock=args.clock,
                              eval_every=args.eval_every, seed=args.seed, lambda_g=args.lambda_g,
                              lambda_l=args.lambda_l, lambda_l1=args.lambda_l1, lambda_fm=args.lambda_fm,
-                             lambda_fp=args.lambda_fp)
+                             lambda_fp=args.lambda_fp, grad_clip=args.grad_clip)
     res = train_verb(args, f"train {args.variant}", ("l1", "fp", "d_loss"),
                      lambda log_fn, progress: train_restorer(faces, args.out, cfg, init=args.init, prior=args.prior,
                                                              val_faces=val, reference_pool=pool, device=args.device,
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                              n_train_faces=len(faces), training_data=args.data, device=args.device)
         out = Path(args.export)
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_network(res.net["G"], out, REF_SR if args.variant == "refsr" else RESTORER, meta=meta)
+        spec = REF_SR if VARIANTS[args.variant]["net"].get("reference") else RESTORER
+        save_network(res.net["G"], out, spec, meta=meta)
         log.info("wrote %s", out)
     return 0
 

@@ -28,6 +28,19 @@ our encoder-decoder on the input and an encoder on the reference. Without a refe
 input is its own reference, which the trainer also shows the network (reference dropout), so one
 model serves both uses.
 
+``kind="lowres"``: a residual network that works at ``1/factor`` of the face size, built for 4x
+super-resolution on a CPU. The input (the bicubic-enlarged low-resolution face, or any degraded face)
+is rearranged losslessly to ``factor``² times the channels at ``res / factor`` (space-to-depth), a
+3x3 conv lifts it to ``width`` channels, ``depth`` blocks (MMRB or plain residual) run at that size,
+and a sub-pixel convolution (3x3 conv to ``3 factor²`` channels, depth-to-space) predicts the
+residual that is added to the input. At 64² and factor 4 the blocks see 16² maps, the size of the 4x
+low-resolution face itself, so a step costs a fraction of the codec's and many more steps fit a CPU
+budget. With ``reference=True`` a second branch (space-to-depth and two blocks) reads the reference
+photo and a :class:`~recon3d.nn.blocks.CrossAttention2d` with the reference features as queries and
+the low-resolution features as keys and values (seed 004's eq. 3) feeds a zero-initialised 1x1 fusion
+in the middle of the trunk, so an untrained fusion is "no reference". This variant has no StyleGAN2
+prior: it is the PSNR-oriented member of the family (the codecs carry the prior).
+
 ``kind="unet"``: a plain U-Net (two 3x3 conv + PReLU per scale, skip concatenation, output = input +
 predicted residual), the L1-only baseline of the benchmark.
 
@@ -56,7 +69,7 @@ __all__ = ["FaceRestorer", "RESTORER", "REF_SR", "RESTORER_FORMAT", "CPU_CHANNEL
            "load_restorer", "restore_aligned"]
 
 RESTORER_FORMAT = "recon3d-restorer-v1"
-KINDS = ("codec", "unet")
+KINDS = ("codec", "unet", "lowres")
 BLOCKS = ("mmrb", "res")
 
 #: codec / U-Net channels per resolution for CPU training (profiled on this 2-core machine)
@@ -136,11 +149,15 @@ class FaceRestorer(nn.Module):
         enc_blocks: encoder blocks per scale (the decoder has one fewer, at least one).
         attn_scales: resolutions of the reference cross-attention.
         prior_config: :class:`StyleGenerator` keyword arguments (default: 64²-style CPU prior at ``res``).
+        width: trunk channels (``lowres`` only).
+        depth: trunk blocks (``lowres`` only).
+        factor: space-to-depth factor (``lowres`` only; ``res`` must divide by it).
     """
 
     def __init__(self, res: int = 64, kind: str = "codec", block: str = "mmrb", prior: bool = True,
                  reference: bool = False, channels: dict | None = None, enc_blocks: int = 2,
-                 attn_scales: tuple | list = (8, 16), prior_config: dict | None = None):
+                 attn_scales: tuple | list = (8, 16), prior_config: dict | None = None, width: int = 64,
+                 depth: int = 8, factor: int = 4):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"FaceRestorer: kind must be one of {KINDS}, got {kind!r}")
@@ -148,6 +165,9 @@ class FaceRestorer(nn.Module):
             raise ValueError(f"FaceRestorer: block must be one of {BLOCKS}, got {block!r}")
         if kind == "unet" and (prior or reference):
             prior, reference = False, False
+        if kind == "lowres":
+            self._build_lowres(res, block, bool(reference), int(width), int(depth), int(factor))
+            return
         rs = _scales(res)
         table = {int(k): int(v) for k, v in (channels or CPU_CHANNELS).items()}
         missing = [r for r in rs if r not in table]
@@ -186,6 +206,44 @@ class FaceRestorer(nn.Module):
                                            nn.Linear(32 * 16, n_lat * zd))
             pch = {r: int(self.prior.config["channels"][str(r)]) for r in rs}
             self.prior_fuse = nn.ModuleDict({str(r): _Fuse(pch[r], ch[r]) for r in up})
+
+    # -- low-resolution residual network ---------------------------------------------------------------
+    def _build_lowres(self, res: int, block: str, reference: bool, width: int, depth: int, factor: int) -> None:
+        if factor < 1 or res % factor:
+            raise ShapeError(f"FaceRestorer: resolution {res} does not divide by factor {factor}")
+        if width < 2 or width % 2 or depth < 2:
+            raise ValueError(f"FaceRestorer: lowres needs an even width >= 2 and depth >= 2, got {width}, {depth}")
+        self.config = {"res": res, "kind": "lowres", "block": block, "prior": False, "reference": reference,
+                       "width": width, "depth": depth, "factor": factor}
+        self.res, self.kind, self.uses_reference, self.has_prior = res, "lowres", reference, False
+        self.rs = [res // factor]
+        self.factor = factor
+        c_in = 3 * factor * factor
+        self.lr_in = conv_block(c_in, width, 3, act="prelu")
+        half = depth // 2
+        self.trunk_a = _blocks(block, width, half)
+        self.trunk_b = _blocks(block, width, depth - half)
+        self.lr_tail = nn.Conv2d(width, c_in, 3, padding=1)
+        with torch.no_grad():
+            self.lr_tail.weight.mul_(0.1)
+            self.lr_tail.bias.zero_()
+        if reference:
+            self.ref_in = nn.Sequential(conv_block(c_in, width, 3, act="prelu"), _blocks(block, width, 2))
+            self.ref_attn = CrossAttention2d(width, width, heads=1)
+            self.ref_fuse = nn.Conv2d(2 * width, width, 1)
+            with torch.no_grad():
+                self.ref_fuse.weight.zero_()
+                self.ref_fuse.bias.zero_()
+
+    def _lowres(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        f = self.factor
+        h = self.trunk_a(self.lr_in(F.pixel_unshuffle(x, f)))
+        if self.uses_reference:
+            r = self.ref_in(F.pixel_unshuffle(x if reference is None else reference, f))
+            a = self.ref_attn(r, h)  # queries: the reference; keys / values: the low-resolution features
+            h = h + self.ref_fuse(torch.cat([h, a], 1))
+        h = self.trunk_b(h)
+        return x + F.pixel_shuffle(self.lr_tail(h), f)
 
     # -- plain U-Net ---------------------------------------------------------------------------------
     def _build_unet(self, ch: dict[int, int]) -> None:
@@ -267,6 +325,8 @@ class FaceRestorer(nn.Module):
             check_shapes("FaceRestorer", reference=(reference, f"B 3 {self.res} {self.res}"))
         if self.kind == "unet":
             return {"out": self._unet(x), "scales": {}}
+        if self.kind == "lowres":
+            return {"out": self._lowres(x, reference), "scales": {}}
         feats = self._encode(x, reference)
         dec, rgbs = self._decode(feats)
         out = self._prior(feats[4], dec) if self.has_prior else rgbs[self.res]

@@ -20,6 +20,8 @@ VARIANTS = [
     {"kind": "codec", "block": "res", "prior": True, "prior_config": TINY_PRIOR},
     {"kind": "codec", "block": "mmrb", "prior": True, "prior_config": TINY_PRIOR},
     {"kind": "codec", "block": "mmrb", "prior": True, "reference": True, "prior_config": TINY_PRIOR},
+    {"kind": "lowres", "block": "mmrb", "width": 8, "depth": 2},
+    {"kind": "lowres", "block": "res", "reference": True, "width": 8, "depth": 3},
 ]
 
 
@@ -107,3 +109,41 @@ def test_file_round_trip(tmp_path):
     assert back.uses_reference and back.config == net.config
     same, _ = load_network(RESTORER, p, cached=False)  # one format for both specs
     assert same.config == net.config
+
+
+def test_lowres_works_at_a_quarter_size_and_starts_near_the_input():
+    torch.manual_seed(0)
+    net = FaceRestorer(32, kind="lowres", width=8, depth=2, reference=True).eval()
+    seen = []
+    net.trunk_a.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        y = net(x)
+        # space-to-depth by 4: the trunk sees 8x8 maps of a 32x32 face
+        assert seen[0] == (2, 8, 8, 8)
+        # a small residual on top of the input at initialisation
+        assert (y - x).abs().mean() < 0.2 * x.abs().mean()
+        # the reference fusion starts at zero: any reference gives the no-reference output
+        assert torch.allclose(net(x, torch.flip(x, (3,))), y)
+        for p in net.ref_fuse.parameters():
+            p.add_(0.1)
+        assert not torch.allclose(net(x, torch.flip(x, (3,))), net(x))
+    assert net.config["kind"] == "lowres" and net.config["factor"] == 4
+
+
+def test_lowres_bad_options_and_round_trip(tmp_path):
+    with pytest.raises(ShapeError, match="factor"):
+        FaceRestorer(32, kind="lowres", factor=3)
+    with pytest.raises(ValueError, match="even width"):
+        FaceRestorer(32, kind="lowres", width=7)
+    torch.manual_seed(0)
+    net = FaceRestorer(32, kind="lowres", width=8, depth=2, reference=True).eval()
+    with torch.no_grad():
+        net.lr_tail.weight.add_(0.05)
+    p = tmp_path / "lowres.safetensors"
+    save_network(net, p, REF_SR, half=False)
+    back = load_restorer(p, reference=True)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(back(x), net(x), atol=1e-6)
+    assert back.config == net.config

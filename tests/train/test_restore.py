@@ -126,3 +126,18 @@ def test_content_only_run_skips_the_discriminators(tmp_path):
     st = rec.train_step(net, opts, rec.batch(0, 0), 0)
     assert "d_loss" not in st and "g_adv" not in st and "fp" not in st
     assert torch.equal(net["D"].out.weight, d0)
+
+
+def test_fast_sr_variant_clips_its_gradient(tmp_path):
+    """refsr-fast: the low-resolution residual network with a reference; the clipped gradient norm is reported
+    and the step changes the trunk."""
+    torch.manual_seed(0)
+    net = build_restorer("refsr-fast", 32, net_kwargs={"width": 8, "depth": 2})
+    assert net["G"].config["kind"] == "lowres" and net["G"].uses_reference
+    cfg = _cfg(variant="refsr-fast", lambda_g=0.0, lambda_l=0.0, lambda_fm=0.0, lambda_fp=0.0, grad_clip=1e-3)
+    rec = RestoreRecipe(_faces(), cfg, tmp_path, identity_net=torch.nn.Identity())
+    opts = rec.optimizers(net)
+    w0 = net["G"].lr_in[0].weight.clone()
+    st = rec.train_step(net, opts, rec.batch(0, 0), 0)
+    assert st["grad_norm"] > 1e-3  # the norm before clipping
+    assert not torch.equal(net["G"].lr_in[0].weight, w0)
