@@ -345,7 +345,7 @@ class FaceRestorer(nn.Module):
 RESTORER = NetworkSpec(name="restorer", cls=FaceRestorer, format=RESTORER_FORMAT, what="face restorer",
                        asset="recon3d_restorer_64_v1.safetensors")
 REF_SR = NetworkSpec(name="refsr", cls=FaceRestorer, format=RESTORER_FORMAT, what="reference-guided face SR",
-                     asset="recon3d_refsr_64_v1.safetensors")
+                     asset="recon3d_refsr_64_v2.safetensors")
 
 
 def load_restorer(weights: str | os.PathLike | None = None, *, reference: bool = False,
