@@ -203,7 +203,9 @@ def test_photometric_batch_of_two_equals_two_singles(model, K):
     both = fit(torch.cat([i1, i2]), torch.cat([l1, l2]), model=model, config=cfg)
     for b, s in enumerate(singles):
         assert torch.allclose(both.params.light[b], s.params.light[0], atol=1e-4)
-        assert torch.allclose(both.params.shape[b], s.params.shape[0], atol=1e-3)
+        # Adam normalises each coefficient's step, so float-order noise in near-zero shape gradients shows up
+        # as ~1e-3 (measured 1.2e-3 on this machine's CPU, coefficients ~0.6); the two faces' fits differ by 0.9
+        assert torch.allclose(both.params.shape[b], s.params.shape[0], atol=3e-3)
         assert torch.allclose(both.face_mask[b], s.face_mask[0], atol=1e-3)
 
 
