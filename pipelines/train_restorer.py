@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                              n_train_faces=len(faces), training_data=args.data, device=args.device)
         out = Path(args.export)
         out.parent.mkdir(parents=True, exist_ok=True)
-        spec = REF_SR if VARIANTS[args.variant]["net"].get("reference") else RESTORER
-        save_network(res.net["G"], out, spec, meta=meta)
+        save_network(res.net["G"], out, REF_SR if res.net["G"].uses_reference else RESTORER, meta=meta)
         log.info("wrote %s", out)
     return 0
 

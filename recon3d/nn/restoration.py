@@ -135,6 +135,14 @@ class _Fuse(nn.Module):
         return self.conv(torch.cat([a, b], 1))
 
 
+def _quiet(conv: nn.Conv2d) -> nn.Conv2d:
+    """``conv`` with its weights scaled by 0.1 and a zero bias: a residual head that starts near "no change"."""
+    with torch.no_grad():
+        conv.weight.mul_(0.1)
+        conv.bias.zero_()
+    return conv
+
+
 class FaceRestorer(nn.Module):
     """Face restorer (see the module doc). ``forward(x, reference=None)``: ``(N, 3, res, res)`` in [-1, 1]
     -> the restored faces, same shape.
@@ -163,10 +171,13 @@ class FaceRestorer(nn.Module):
             raise ValueError(f"FaceRestorer: kind must be one of {KINDS}, got {kind!r}")
         if block not in BLOCKS:
             raise ValueError(f"FaceRestorer: block must be one of {BLOCKS}, got {block!r}")
-        if kind == "unet" and (prior or reference):
-            prior, reference = False, False
+        if kind != "codec":
+            prior = False  # only the codec carries the StyleGAN2 prior
+        if kind == "unet":
+            reference = False
+        self.res, self.kind, self.uses_reference, self.has_prior = res, kind, bool(reference), bool(prior)
         if kind == "lowres":
-            self._build_lowres(res, block, bool(reference), int(width), int(depth), int(factor))
+            self._build_lowres(block, int(width), int(depth), int(factor))
             return
         rs = _scales(res)
         table = {int(k): int(v) for k, v in (channels or CPU_CHANNELS).items()}
@@ -184,7 +195,6 @@ class FaceRestorer(nn.Module):
         self.config = {"res": res, "kind": kind, "block": block, "prior": bool(prior), "reference": bool(reference),
                        "channels": {str(r): ch[r] for r in rs}, "enc_blocks": int(enc_blocks),
                        "attn_scales": attn, "prior_config": pc}
-        self.res, self.kind, self.uses_reference, self.has_prior = res, kind, bool(reference), bool(prior)
         self.rs = rs
         if kind == "unet":
             self._build_unet(ch)
@@ -208,14 +218,14 @@ class FaceRestorer(nn.Module):
             self.prior_fuse = nn.ModuleDict({str(r): _Fuse(pch[r], ch[r]) for r in up})
 
     # -- low-resolution residual network ---------------------------------------------------------------
-    def _build_lowres(self, res: int, block: str, reference: bool, width: int, depth: int, factor: int) -> None:
+    def _build_lowres(self, block: str, width: int, depth: int, factor: int) -> None:
+        res, reference = self.res, self.uses_reference
         if factor < 1 or res % factor:
             raise ShapeError(f"FaceRestorer: resolution {res} does not divide by factor {factor}")
         if width < 2 or width % 2 or depth < 2:
             raise ValueError(f"FaceRestorer: lowres needs an even width >= 2 and depth >= 2, got {width}, {depth}")
         self.config = {"res": res, "kind": "lowres", "block": block, "prior": False, "reference": reference,
                        "width": width, "depth": depth, "factor": factor}
-        self.res, self.kind, self.uses_reference, self.has_prior = res, "lowres", reference, False
         self.rs = [res // factor]
         self.factor = factor
         c_in = 3 * factor * factor
@@ -223,10 +233,7 @@ class FaceRestorer(nn.Module):
         half = depth // 2
         self.trunk_a = _blocks(block, width, half)
         self.trunk_b = _blocks(block, width, depth - half)
-        self.lr_tail = nn.Conv2d(width, c_in, 3, padding=1)
-        with torch.no_grad():
-            self.lr_tail.weight.mul_(0.1)
-            self.lr_tail.bias.zero_()
+        self.lr_tail = _quiet(nn.Conv2d(width, c_in, 3, padding=1))
         if reference:
             self.ref_in = nn.Sequential(conv_block(c_in, width, 3, act="prelu"), _blocks(block, width, 2))
             self.ref_attn = CrossAttention2d(width, width, heads=1)
@@ -237,9 +244,10 @@ class FaceRestorer(nn.Module):
 
     def _lowres(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
         f = self.factor
-        h = self.trunk_a(self.lr_in(F.pixel_unshuffle(x, f)))
+        xs = F.pixel_unshuffle(x, f)
+        h = self.trunk_a(self.lr_in(xs))
         if self.uses_reference:
-            r = self.ref_in(F.pixel_unshuffle(x if reference is None else reference, f))
+            r = self.ref_in(xs if reference is None else F.pixel_unshuffle(reference, f))
             a = self.ref_attn(r, h)  # queries: the reference; keys / values: the low-resolution features
             h = h + self.ref_fuse(torch.cat([h, a], 1))
         h = self.trunk_b(h)
@@ -259,10 +267,7 @@ class FaceRestorer(nn.Module):
         for r in reversed(rs[:-1]):
             self.u_dec.append(nn.Sequential(conv_block(ch[r // 2] + ch[r], ch[r], 3, act="prelu"),
                                             conv_block(ch[r], ch[r], 3, act="prelu")))
-        self.u_out = nn.Conv2d(ch[rs[0]], 3, 1)
-        with torch.no_grad():
-            self.u_out.weight.mul_(0.1)
-            self.u_out.bias.zero_()
+        self.u_out = _quiet(nn.Conv2d(ch[rs[0]], 3, 1))
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
         h, skips = self.u_in(x), []
