@@ -222,7 +222,9 @@ def test_texture_net_changes_only_the_texels_the_photo_does_not_show(astro, tmp_
     net = reconstruct(_astronaut(), config=cfg, name="astronaut")
     seen = astro.texture_mask > 0
     assert seen.float().mean() > 0.1
-    torch.testing.assert_close(net.texture[seen], astro.texture[seen])
+    # two runs of the same fit differ by float-order noise (up to 1.2e-4 seen on this 2-thread CPU); the network's
+    # changes in the hole are 100x that (mean > 0.02 below)
+    torch.testing.assert_close(net.texture[seen], astro.texture[seen], atol=1e-3, rtol=0)
     from recon3d.texture import uv_raster
 
     hole = uv_raster(astro.model, resolution=256).mask & ~seen
