@@ -16,6 +16,8 @@ from what is left, by each method:
 * ``prior``: the fitted 3DMM albedo times the fitted shading (no completion at all);
 * ``poisson``: mirror + Poisson blending into it (:func:`recon3d.texture.complete_texture`, today's default);
 * ``poisson-nomirror``: the same without the mirror pass (``reconstruct --no-mirror``);
+* ``poisson-linear``: ``poisson`` with the additive last fill of earlier versions (``fill_space="linear"``;
+  the default solves it on log colours);
 * every ``--generator NAME=PATH``: the learned UV generator correcting ``poisson`` (``reconstruct --texture
   net``).
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     idnet = load_identity_net()
     nets = {name: load_uv_generator(path) for name, path in gens.items()}
-    methods = ["prior", "poisson", "poisson-nomirror", *nets]
+    methods = ["prior", "poisson", "poisson-nomirror", "poisson-linear", *nets]
     photos = []
     for folder in args.folders:
         files = list_photos(Path(folder))
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             nm = complete_texture(s["tex"].permute(0, 2, 3, 1), vis_h[:, 0] > 0.5, s["prior"].permute(0, 2, 3, 1),
                                   fit.uvr, mirror=False, keep_visible=True).texture
             done["poisson-nomirror"] = nm.permute(0, 3, 1, 2) * layout
+            lin = complete_texture(s["tex"].permute(0, 2, 3, 1), vis_h[:, 0] > 0.5, s["prior"].permute(0, 2, 3, 1),
+                                   fit.uvr, keep_visible=True, fill_space="linear").texture
+            done["poisson-linear"] = lin.permute(0, 3, 1, 2) * layout
             with torch.no_grad():
                 for name, net in nets.items():
                     done[name] = net.complete(s["tex"], vis_h, s["prior"], s["base"], layout)

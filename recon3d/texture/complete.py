@@ -21,9 +21,14 @@ from ..errors import ShapeError
 from ..ops.poisson import poisson_blend
 from .unwrap import UVRaster
 
-__all__ = ["CompletionResult", "complete_texture", "mirror_texture"]
+__all__ = ["CompletionResult", "complete_texture", "mirror_texture", "FILL_SPACES"]
 
 log = logging.getLogger(__name__)
+
+#: spaces of the last fill of :func:`complete_texture` (``keep_visible=True``)
+FILL_SPACES = ("log", "linear")
+#: colours below this are taken as this on the log fill (a black texel would give no gain at all)
+LOG_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def complete_texture(
     guidance: str = "source",
     pad_px: int = 2,
     clamp: bool = True,
+    fill_space: str = "log",
 ) -> CompletionResult:
     """Fill the invisible part of an unwrapped texture by mirroring and Poisson blending.
 
@@ -104,7 +110,11 @@ def complete_texture(
       result. Outside both the albedo is kept, so there are no seams at all.
     * ``keep_visible=True``: the visible texels are kept exactly; the mirrored texels are blended
       with the visible ones as target, then the rest of the layout takes the *gradients of the
-      albedo* (source) with the real texture as Dirichlet boundary (target).
+      albedo* (source) with the real texture as Dirichlet boundary (target). With ``fill_space="log"``
+      (the default) that last fill is solved on log colours: the real texture's border sets a *gain*
+      on the albedo rather than an offset, so a dark border (hair, a shadow, background the fit let in)
+      darkens the filled skin in proportion and never drives it to black; ``"linear"`` is the additive
+      fill of earlier versions.
 
     Texels outside the layout are never used (zero-flux boundary).
 
@@ -119,6 +129,7 @@ def complete_texture(
         guidance: ``"source"`` or ``"mixed"`` (see :func:`~recon3d.ops.poisson.poisson_blend`).
         pad_px: grow the result this many texels outside the layout (for bilinear sampling at seams).
         clamp: clamp the result to [0, 1] (Poisson blending can overshoot).
+        fill_space: ``"log"`` or ``"linear"``: the space of the last fill with ``keep_visible=True`` (above).
 
     Returns:
         :class:`CompletionResult`.
@@ -138,6 +149,8 @@ def complete_texture(
         raise ShapeError(f"{where}: albedo_uv must have batch 1 or {B}, got {tuple(albedo_uv.shape)}")
     if pad_px < 0:
         raise ShapeError(f"{where}: pad_px must be >= 0, got {pad_px}")
+    if fill_space not in FILL_SPACES:
+        raise ValueError(f"{where}: fill_space must be one of {', '.join(FILL_SPACES)}, got {fill_space!r}")
     dev, dtype = texture.device, texture.dtype
     layout = uvr.mask.to(dev)
     vis = visible & layout[None]
@@ -176,7 +189,7 @@ def complete_texture(
             if m_b.any():
                 r = poisson_blend(r, tm_b, m_b, domain=real, guidance=guidance)
             if v_b.any() or m_b.any():
-                r = poisson_blend(r, a_b, lay_np & ~real, domain=lay_np, guidance=guidance)
+                r = _fill(r, a_b, lay_np & ~real, lay_np, guidance, fill_space)
             else:
                 r = a_b.copy()
         out.append(torch.from_numpy(np.ascontiguousarray(r)))
@@ -187,6 +200,16 @@ def complete_texture(
         result = _pad_outside(result, layout, pad_px)
     return CompletionResult(texture=result, filled_from_mirror=mirrored, filled_from_model=from_model,
                             texture_before_blend=before)
+
+
+def _fill(r: np.ndarray, src: np.ndarray, omega: np.ndarray, domain: np.ndarray, guidance: str,
+          space: str) -> np.ndarray:
+    """``r`` with ``omega`` filled by the gradients of ``src`` (Dirichlet boundary ``r``), additively or on logs."""
+    if space == "linear":
+        return poisson_blend(r, src, omega, domain=domain, guidance=guidance)
+    sol = poisson_blend(np.log(np.maximum(r, LOG_FLOOR)), np.log(np.maximum(src, LOG_FLOOR)), omega, domain=domain,
+                        guidance=guidance)
+    return np.where(omega[..., None], np.exp(sol), r).astype(r.dtype, copy=False)
 
 
 def _pad_outside(tex: torch.Tensor, layout: torch.Tensor, steps: int) -> torch.Tensor:

@@ -237,3 +237,28 @@ def test_complete_blends_mirrored_texels_with_their_source_gradients(model):
     assert float((l_out - l_src).abs().mean()) < 0.1 * float(l_src.abs().mean())
     # and the values are the real texture's, shifted smoothly, not the albedo
     assert float((c.texture[0][fm] - 0.2).abs().mean()) > 0.1
+
+
+def test_complete_log_fill_sets_a_gain_on_the_albedo_and_never_goes_black(model):
+    """keep_visible=True's last fill: on log colours a dark real border scales the albedo by one gain (the
+    fill is albedo x gain wherever the border's gain is uniform); the additive fill of earlier versions
+    subtracts one offset instead and drives the albedo's darker side to black."""
+    res = 64
+    uvr = uv_raster(model, resolution=res)
+    lay = uvr.mask
+    u = torch.linspace(0, 1, res)[None, :].expand(res, res)
+    albedo = (0.5 - 0.35 * u)[None, ..., None].expand(1, res, res, 3).contiguous()  # darker towards u = 1
+    visible = (lay & (u < 0.3))[None]
+    edge = u[0][u[0] < 0.3].max()
+    gain = 0.1 / float(0.5 - 0.35 * edge)
+    tex = torch.where(visible[..., None], albedo * gain, torch.zeros_like(albedo))  # a dark, uniform-gain border
+    out = {s: complete_texture(tex, visible, albedo, uvr, mirror=False, keep_visible=True, fill_space=s).texture[0]
+           for s in ("log", "linear")}
+    filled = lay & ~visible[0]
+    ratio = out["log"][filled] / albedo[0][filled]
+    assert torch.allclose(ratio, torch.full_like(ratio, gain), rtol=0.03)
+    assert float(out["log"][filled].amax(-1).min()) > 0.02
+    assert float(out["linear"][filled].amax(-1).min()) < 0.02  # the offset fill reaches black
+    assert torch.allclose(out["log"][visible[0]], tex[0][visible[0]], atol=1e-6)  # real texels kept exactly
+    with pytest.raises(ValueError, match="fill_space"):
+        complete_texture(tex, visible, albedo, uvr, fill_space="lab")
