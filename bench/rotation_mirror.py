@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         row = {"file": f.name, "yaw": y, "methods": {}}
         t = torch.from_numpy(truth)[None]
         d_truth = embed_aligned(t * 2 - 1, idnet)[0]
-        view = rotate_views(rec, [(-y, pt, -2 * r)], absolute=True)[0]
+        try:  # a fit can come out upside down (|pitch| > 90): no mirrored pose to turn to
+            view = rotate_views(rec, [(-y, pt, -2 * r)], absolute=True)[0]
+        except (Recon3DError, ValueError) as e:
+            failed.append(f"{f.name}: rotation: {type(e).__name__}: {e}")
+            continue
         tgt_px, _ = model_landmarks_px(rec, view.verts_cam)
         m = template_matrix(tgt_px, 128)
         face = to_frame(view.mask.numpy().astype(np.float32)[..., None], m, 128)[0] > 0.5

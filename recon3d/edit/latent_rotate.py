@@ -109,7 +109,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
     from ..nn.generation import generator_checksum, load_generator
     from ..nn.identity import load_identity_net
     from ..nn.inversion import InversionConfig, invert
-    from ..nn.landmarks import frame_pose, load_regressor
+    from ..nn.landmarks import POSE_REGRESSOR, frame_pose, load_regressor
     from ..nn.latent_pose import edit_latents, fixed_noise, load_latent_pose
     from ..ops.align import align_face
 
@@ -136,7 +136,7 @@ def latent_rotate(image, yaws, *, lmk_px=None, absolute: bool = False, frontal: 
                          f"({meta.get('generator')}); pass the generator it was trained with")
     face = torch.from_numpy(np.ascontiguousarray(align_face(u8, lmk, G.res))).float().div(127.5).sub(1)[None].to(dev)
     inv = invert(G, face, InversionConfig(steps=steps))
-    regressor = load_regressor(device=dev)
+    regressor = load_regressor(POSE_REGRESSOR, device=dev)
     src = _poses(regressor, face)[0]
     with torch.no_grad():  # the encoder's source channel: the one-pass reading it was trained with
         src_enc = frame_pose(regressor.net, face)[:, 0]

@@ -38,7 +38,7 @@ from .registry import NetworkSpec, load_network, save_network
 
 __all__ = ["LandmarkNet", "LandmarkRegressor", "RegressorOutput", "load_regressor", "load_regressor_net", "save_regressor",
            "normalise", "decode", "encode_targets", "LANDMARK_NET", "STORED_SIZE", "INPUT_SIZE", "FORMAT",
-           "REGRESSOR_ASSET", "MEAN", "STD", "REGRESSOR_VERSIONS", "neighbours_68", "rot6d_to_matrix", "pose_to_degrees", "gather_cells",
+           "REGRESSOR_ASSET", "MEAN", "STD", "REGRESSOR_VERSIONS", "POSE_REGRESSOR", "neighbours_68", "rot6d_to_matrix", "pose_to_degrees", "gather_cells",
            "regressor_crop_grid", "frame_pose"]
 
 #: side of the stored training crops and of the first resampling at inference
@@ -46,9 +46,12 @@ STORED_SIZE = 128
 #: network input side (the central part of a STORED_SIZE crop)
 INPUT_SIZE = 112
 #: file name of the shipped weights in assets/
-REGRESSOR_ASSET = "recon3d_landmarks_v1.safetensors"
+REGRESSOR_ASSET = "recon3d_landmarks_v2.safetensors"
 #: shipped regressor versions by name (``load_regressor("v1")``); the default is :data:`REGRESSOR_ASSET`
 REGRESSOR_VERSIONS = {"v1": "recon3d_landmarks_v1.safetensors", "v2": "recon3d_landmarks_v2.safetensors"}
+#: the shipped version with the fully connected head, whose pose :func:`frame_pose` reads differentiably (the
+#: pose losses of the refiner and latent-editor recipes, and the latent editor's source pose, use it)
+POSE_REGRESSOR = "v1"
 #: format tag written into the safetensors metadata
 FORMAT = "recon3d-landmark-regressor-v1"
 #: input normalisation (per channel, RGB in [0, 1])
@@ -279,13 +282,22 @@ def save_regressor(net: LandmarkNet, path: str | Path, *, meta: dict | None = No
 
 
 def load_regressor_net(path: str | Path, device: torch.device | str | None = None) -> tuple[LandmarkNet, dict]:
-    """Load a :func:`save_regressor` file (no code execution) as a fresh, uncached network.
-    Returns ``(net in eval mode, meta)``.
+    """Load a :func:`save_regressor` file (no code execution), a shipped version by name (:data:`REGRESSOR_VERSIONS`)
+    or, for ``None``, the default as a fresh, uncached network. Returns ``(net in eval mode, meta)``.
 
     Raises:
         AssetError: the file does not exist, or is not a recon3d landmark-regressor file.
     """
-    return load_network(LANDMARK_NET, path, device=device, cached=False)
+    return load_network(LANDMARK_NET, _version_path(path), device=device, cached=False)
+
+
+def _version_path(path):
+    """A shipped version's name -> its asset path; anything else unchanged."""
+    if isinstance(path, str) and path in REGRESSOR_VERSIONS:
+        from ..assets import resolve
+
+        return resolve(REGRESSOR_VERSIONS[path])
+    return path
 
 
 @dataclass(frozen=True)
@@ -372,11 +384,7 @@ def load_regressor(path: str | Path | None = None, *, device: torch.device | str
     Raises:
         AssetError: the shipped file (or ``path``) is missing, corrupt or not a regressor file.
     """
-    if isinstance(path, str) and path in REGRESSOR_VERSIONS:
-        from ..assets import resolve
-
-        path = resolve(REGRESSOR_VERSIONS[path])
-    net, _ = load_network(LANDMARK_NET, path, device=device)
+    net, _ = load_network(LANDMARK_NET, _version_path(path), device=device)
     return LandmarkRegressor(net, passes=passes, flip_test=flip_test, device=device)
 
 

@@ -93,13 +93,15 @@ def test_frame_pose_is_differentiable_and_mirrors_with_the_face():
     from skimage.data import astronaut
 
     from recon3d.detect import detect_faces
-    from recon3d.nn.landmarks import frame_pose, load_regressor_net
+    from recon3d.nn.landmarks import POSE_REGRESSOR, frame_pose, load_regressor_net
     from recon3d.ops.align import align_face
 
     img = astronaut()
     det = detect_faces(img)[0]
     face = torch.from_numpy(align_face(img, np.asarray(det.lmk_px, np.float64), 64)).float()[None] / 127.5 - 1
-    reg = load_regressor_net(None)[0]
+    with pytest.raises(ValueError, match="fc head"):  # the default (v2) has the PIP head
+        frame_pose(load_regressor_net(None)[0], face)
+    reg = load_regressor_net(POSE_REGRESSOR)[0]
     x = torch.cat([face, face.flip(3)]).requires_grad_(True)
     pose = frame_pose(reg, x)
     assert pose.shape == (2, 3)

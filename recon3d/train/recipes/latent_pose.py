@@ -50,7 +50,7 @@ from ...nn.identity import (
     identity_distance,
     load_identity_net,
 )
-from ...nn.landmarks import frame_pose, load_regressor_net
+from ...nn.landmarks import POSE_REGRESSOR, frame_pose, load_regressor_net
 from ...nn.latent_pose import (
     LATENT_POSE,
     YAW_SCALE,
@@ -152,7 +152,7 @@ class LatentPoseRecipe(GDRecipe):
         self.real = None if real is None else (torch.as_tensor(real.arrays["photo"]), torch.as_tensor(real.arrays["ws"]))
         self.val = val
         self.idnet = (identity_net if identity_net is not None else load_identity_net()).requires_grad_(False).eval()
-        self.reg = (regressor_net if regressor_net is not None else load_regressor_net(None)[0]).requires_grad_(False).eval()
+        self.reg = (regressor_net if regressor_net is not None else load_regressor_net(POSE_REGRESSOR)[0]).requires_grad_(False).eval()
         self.chip_m = aligned_chip_matrix(G.res)
         self.noise = fixed_noise(G)
 

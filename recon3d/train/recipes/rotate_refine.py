@@ -38,6 +38,7 @@ from ...nn.identity import aligned_chip_matrix, extract_chip, identity_distance,
 from ...nn.landmarks import (
     INPUT_SIZE,
     MEAN,
+    POSE_REGRESSOR,
     STD,
     STORED_SIZE,
     load_regressor_net,
@@ -168,7 +169,7 @@ class RefineRecipe(GDRecipe):
             self.idnet.requires_grad_(False).eval()
         self.reg = regressor_net
         if self.reg is None and config.lambda_pose > 0:
-            self.reg = load_regressor_net(None)[0]
+            self.reg = load_regressor_net(POSE_REGRESSOR)[0]
         if self.reg is not None:
             self.reg.requires_grad_(False).eval()
         self.chip_m = aligned_chip_matrix(config.res)
