@@ -118,3 +118,14 @@ def test_training_cli_trains_exports_and_rejects_bad_input(tmp_path, monkeypatch
     assert make_rotation_pairs.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert make_rotation_pairs.main([str(out), "--out", str(tmp_path / "x"), "--n", "0"]) == 2
     assert "--n must be >= 1" in capsys.readouterr().err
+
+
+def test_identity_hinge_is_zero_while_the_output_is_the_warp(tmp_path):
+    """L_id_warp pays only for identity lost against the warp: a fresh refiner returns the warp exactly (its last
+    layer starts at zero), so the first step's hinge is 0 while the plain identity term is not."""
+    cfg = RefineTrainConfig(res=64, batch=3, max_steps=1, max_minutes=None, widths=(4, 8, 8, 16), eval_every=None,
+                            log_every=1, lambda_id_warp=5.0)
+    res = train_refiner(_pairs(), tmp_path / "run", cfg, log_fn=lambda m: None)
+    rec = res.history[-1]
+    assert rec["train_id_warp"] == 0.0
+    assert rec["train_id"] > 0.0

@@ -4,7 +4,7 @@ Samples are the three kinds of :mod:`recon3d.data.rotation_pairs` (``mirror`` an
 truth ``T``, ``free`` without), mirrored at random (images, masks and landmarks together). Objective
 (``Y`` the refined view, ``P`` the PAS output, ``V`` where ``T`` is defined; images in [-1, 1]):
 
-    L = 10 L_pix + 2 L_pas + 0.5 L_id + 1 L_pose + 0.1 L_tv + 0.01 L_adv
+    L = 10 L_pix + 2 L_pas + 0.5 L_id + 1 L_pose + 0.1 L_tv + 0.01 L_adv (+ lambda_id_warp L_id_warp, off by default)
 
 * ``L_pix``: L1 of ``Y - T`` over ``V`` (thesis eq. 3.9; the mirror pairs are seed 000's exact
   supervision, the cycle pairs its back-projection). A mirror pair's background is the mirrored one, which a
@@ -13,6 +13,9 @@ truth ``T``, ``free`` without), mirrored at random (images, masks and landmarks 
   (eq. 3.1; the PAS's TV term is in ``L_tv``);
 * ``L_id``: the identity distance (:func:`recon3d.nn.identity.identity_distance`, dlib's metric; our
   identity network stands in for LightCNN) of ``Y`` to ``T``, or to the source photo for ``free`` samples;
+* ``L_id_warp``: the hinge ``max(0, ID(Y) - ID(W))`` per sample, ``W`` the warp and ``ID`` the same distance to
+  the same reference: the output pays only where it is further from the person than the warp it started from
+  (the refiner's repairs must not cost identity);
 * ``L_pose``: our landmark regressor (:mod:`recon3d.nn.landmarks`, frozen, differentiable) run on ``Y``:
   L1 of its 68 landmarks to the target pose's (frame units) plus that of its yaw and pitch (/ 90 degrees);
 * ``L_tv``: total variation of ``Y`` and ``P`` (eqs. 3.6-3.7, L1 form);
@@ -75,6 +78,8 @@ class RefineTrainConfig(LoopConfig):
     lambda_pix: float = 10.0
     lambda_pas: float = 2.0
     lambda_id: float = 0.5
+    #: weight of the identity hinge against the warp (``L_id_warp``; 0: off)
+    lambda_id_warp: float = 0.0
     lambda_pose: float = 1.0
     lambda_tv: float = 0.1
     lambda_adv: float = 0.01
@@ -164,7 +169,7 @@ class RefineRecipe(GDRecipe):
         self.a["masks"] = mirror_valid(self.a["masks"], self.a["kind"], config.mirror_margin)
         self.n = len(pairs)
         self.val = val
-        self.idnet = identity_net if identity_net is not None or config.lambda_id <= 0 else load_identity_net()
+        self.idnet = identity_net if identity_net is not None or max(config.lambda_id, config.lambda_id_warp) <= 0 else load_identity_net()
         if self.idnet is not None:
             self.idnet.requires_grad_(False).eval()
         self.reg = regressor_net
@@ -256,14 +261,21 @@ class RefineRecipe(GDRecipe):
             tv = tv + _tv(sampled)
         loss = loss + cfg.lambda_tv * tv
         out["tv"] = tv.item()
-        if cfg.lambda_id > 0 and self.idnet is not None:
+        if (cfg.lambda_id > 0 or cfg.lambda_id_warp > 0) and self.idnet is not None:
             m = np.broadcast_to(self.chip_m, (len(y), 2, 3))
             ref = torch.where(has_gt[:, None, None, None] > 0, target, ident)
             with torch.no_grad():
                 rc = extract_chip((ref + 1) / 2, m)
-            idl = identity_distance(self.idnet, extract_chip(((y + 1) / 2).clamp(0, 1), m), rc).mean()
+            d_y = identity_distance(self.idnet, extract_chip(((y + 1) / 2).clamp(0, 1), m), rc)
+            idl = d_y.mean()
             loss = loss + cfg.lambda_id * idl
             out["id"] = idl.item()
+            if cfg.lambda_id_warp > 0:
+                with torch.no_grad():
+                    d_w = identity_distance(self.idnet, extract_chip(((warp + 1) / 2).clamp(0, 1), m), rc)
+                hinge = F.relu(d_y - d_w).mean()
+                loss = loss + cfg.lambda_id_warp * hinge
+                out["id_warp"] = hinge.item()
         if cfg.lambda_pose > 0 and self.reg is not None:
             pl = self.pose_loss(y, lt, pose[:, 1]).mean()
             loss = loss + cfg.lambda_pose * pl
