@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", required=True, help="training samples (pipelines.make_rotation_pairs)")
     ap.add_argument("--val-pairs", default=None, help="held-out samples: PSNR of warp and refiner is logged")
     add_training_args(ap, "refiner", (("pix", 10.0), ("pas", 2.0), ("id", 0.5), ("id-warp", 0.0), ("pose", 1.0), ("tv", 0.1), ("adv", 0.01)))
+    ap.add_argument("--id-warp-margin", type=float, default=0.0,
+                    help="the identity hinge asks the output to be this much closer (dlib distance) than the warp")
     ap.add_argument("--no-pas", dest="pas", action="store_false", help="no pixel attention sampler (the ablation)")
     args = ap.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RefineTrainConfig(batch=args.batch, lr=args.lr, max_minutes=None if args.steps else args.minutes,
                             max_steps=args.steps, clock=args.clock, eval_every=args.eval_every, seed=args.seed,
                             lambda_pix=args.lambda_pix, lambda_pas=args.lambda_pas, lambda_id=args.lambda_id,
-                            lambda_id_warp=args.lambda_id_warp,
+                            lambda_id_warp=args.lambda_id_warp, id_warp_margin=args.id_warp_margin,
                             lambda_pose=args.lambda_pose, lambda_tv=args.lambda_tv, lambda_adv=args.lambda_adv,
                             pas=args.pas)
     res = train_verb(args, "train rotation refiner", ("pix", "pix_warp", "id"),

@@ -129,3 +129,11 @@ def test_identity_hinge_is_zero_while_the_output_is_the_warp(tmp_path):
     rec = res.history[-1]
     assert rec["train_id_warp"] == 0.0
     assert rec["train_id"] > 0.0
+
+
+def test_identity_hinge_margin_asks_for_more_than_the_warp(tmp_path):
+    """With a margin m the hinge is max(0, ID(Y) - ID(W) + m): at the fresh refiner's first step (Y = W) it is m."""
+    cfg = RefineTrainConfig(res=64, batch=3, max_steps=1, max_minutes=None, widths=(4, 8, 8, 16), eval_every=None,
+                            log_every=1, lambda_id_warp=5.0, id_warp_margin=0.05)
+    rec = train_refiner(_pairs(), tmp_path / "run", cfg, log_fn=lambda m: None).history[-1]
+    assert rec["train_id_warp"] == pytest.approx(0.05, abs=1e-6)

@@ -13,9 +13,9 @@ truth ``T``, ``free`` without), mirrored at random (images, masks and landmarks 
   (eq. 3.1; the PAS's TV term is in ``L_tv``);
 * ``L_id``: the identity distance (:func:`recon3d.nn.identity.identity_distance`, dlib's metric; our
   identity network stands in for LightCNN) of ``Y`` to ``T``, or to the source photo for ``free`` samples;
-* ``L_id_warp``: the hinge ``max(0, ID(Y) - ID(W))`` per sample, ``W`` the warp and ``ID`` the same distance to
-  the same reference: the output pays only where it is further from the person than the warp it started from
-  (the refiner's repairs must not cost identity);
+* ``L_id_warp``: the hinge ``max(0, ID(Y) - ID(W) + m)`` per sample, ``W`` the warp, ``ID`` the same distance to
+  the same reference and ``m`` the margin ``id_warp_margin`` (default 0): the output pays only where it is not
+  at least ``m`` closer to the person than the warp it started from (the refiner's repairs must not cost identity);
 * ``L_pose``: our landmark regressor (:mod:`recon3d.nn.landmarks`, frozen, differentiable) run on ``Y``:
   L1 of its 68 landmarks to the target pose's (frame units) plus that of its yaw and pitch (/ 90 degrees);
 * ``L_tv``: total variation of ``Y`` and ``P`` (eqs. 3.6-3.7, L1 form);
@@ -80,6 +80,8 @@ class RefineTrainConfig(LoopConfig):
     lambda_id: float = 0.5
     #: weight of the identity hinge against the warp (``L_id_warp``; 0: off)
     lambda_id_warp: float = 0.0
+    #: how much closer (identity distance) than the warp the hinge asks the output to be
+    id_warp_margin: float = 0.0
     lambda_pose: float = 1.0
     lambda_tv: float = 0.1
     lambda_adv: float = 0.01
@@ -273,7 +275,7 @@ class RefineRecipe(GDRecipe):
             if cfg.lambda_id_warp > 0:
                 with torch.no_grad():
                     d_w = identity_distance(self.idnet, extract_chip(((warp + 1) / 2).clamp(0, 1), m), rc)
-                hinge = F.relu(d_y - d_w).mean()
+                hinge = F.relu(d_y - d_w + cfg.id_warp_margin).mean()
                 loss = loss + cfg.lambda_id_warp * hinge
                 out["id_warp"] = hinge.item()
         if cfg.lambda_pose > 0 and self.reg is not None:
