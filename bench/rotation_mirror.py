@@ -4,7 +4,7 @@
 Usage::
 
     python bench/rotation_mirror.py ../shared/300w/helen_testset --limit 100 \\
-        --refiner net=assets/recon3d_rotation_refiner_128_v1.safetensors --json out/mirror.json
+        --refiner net=assets/recon3d_rotation_refiner_128_v2.safetensors --json out/mirror.json
     python bench/rotation_mirror.py ../shared/faces-128 --split val --limit 100
 
 Each photo (aligned crops of at most 160 px are padded by reflection, as in training) is reconstructed with

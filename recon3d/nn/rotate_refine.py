@@ -40,7 +40,7 @@ __all__ = ["PixelAttentionSampler", "RotationRefiner", "ROTATION_REFINER", "REFI
 
 REFINER_FORMAT = "recon3d-rotation-refiner-v1"
 #: the shipped weights (assets/)
-REFINER_ASSET = "recon3d_rotation_refiner_128_v1.safetensors"
+REFINER_ASSET = "recon3d_rotation_refiner_128_v2.safetensors"
 
 
 def identity_grid(B: int, H: int, W: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
