@@ -5,7 +5,7 @@
     python -m pipelines.make_rotation_pairs ../shared/faces-128 --split val --out ~/.cache/recon3d/rotation-pairs/val --n 40
     python -m pipelines.train_rotation_refiner --pairs ~/.cache/recon3d/rotation-pairs/train \\
         --val-pairs ~/.cache/recon3d/rotation-pairs/val --minutes 60 --out ~/.cache/recon3d/refine \\
-        --export assets/recon3d_rotation_refiner_128_v2.safetensors
+        --export ~/.cache/recon3d/refine/refiner.safetensors
 
 The refiner learns to correct recon3d's 3D-guided rotation from the mirror, free and cycle samples of
 ``pipelines.make_rotation_pairs`` (recipe :mod:`recon3d.train.recipes.rotate_refine`: pixel, PAS, identity,
