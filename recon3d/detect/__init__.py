@@ -7,8 +7,8 @@ Backends:
   :mod:`recon3d.detect.mtcnn_backend`, for occluded faces) and dlib's 68-point shape
   predictor, from ``dlib-bin`` + ``face-recognition-models``. See :mod:`recon3d.detect.dlib_backend`.
 * ``"recon3d"``: the same detector chain, then recon3d's own landmark regressor
-  (``assets/recon3d_landmarks_v2.safetensors`` since 2026-12-03, trained on synthesized profile views;
-  ``regressor="v1"`` selects the first version), which handles large yaw; its landmarks are in the 3-D convention (see :class:`FaceDetection`).
+  (``assets/recon3d_landmarks_v3.safetensors`` since 2026-12-04, trained on synthesized profile views;
+  ``regressor="v1"`` or ``"v2"`` selects an earlier version), which handles large yaw; its landmarks are in the 3-D convention (see :class:`FaceDetection`).
   See :mod:`recon3d.detect.recon3d_backend`.
 * ``"face_alignment"`` (optional): the ``face-alignment`` package, used only when its weights are
   already on disk; see :mod:`recon3d.detect.fa_backend`.
