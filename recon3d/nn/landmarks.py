@@ -45,11 +45,11 @@ __all__ = ["LandmarkNet", "LandmarkRegressor", "RegressorOutput", "load_regresso
 STORED_SIZE = 128
 #: network input side (the central part of a STORED_SIZE crop)
 INPUT_SIZE = 112
-#: file name of the shipped weights in assets/
-REGRESSOR_ASSET = "recon3d_landmarks_v3.safetensors"
 #: shipped regressor versions by name (``load_regressor("v1")``); the default is :data:`REGRESSOR_ASSET`
 REGRESSOR_VERSIONS = {"v1": "recon3d_landmarks_v1.safetensors", "v2": "recon3d_landmarks_v2.safetensors",
                       "v3": "recon3d_landmarks_v3.safetensors"}
+#: file name of the default shipped weights in assets/ (one of :data:`REGRESSOR_VERSIONS`)
+REGRESSOR_ASSET = REGRESSOR_VERSIONS["v3"]
 #: the shipped version with the fully connected head, whose pose :func:`frame_pose` reads differentiably (the
 #: pose losses of the refiner and latent-editor recipes, and the latent editor's source pose, use it)
 POSE_REGRESSOR = "v1"
