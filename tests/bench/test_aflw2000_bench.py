@@ -87,6 +87,25 @@ def test_nme_box_of_uses_the_given_box():
     assert b.nme_box_of(gt + [3.0, 4.0], gt, gt * 2) == pytest.approx(0.125)
 
 
+def test_standard_pose_protocol_round_trip_and_filter():
+    b = _bench()
+    rng = np.random.default_rng(0)
+    gt = rng.uniform([-89, -60, -60], [89, 60, 60], (200, 3))
+    # the mapping back into AFLW's convention inverts the mapping into recon3d's
+    assert np.allclose(b.recon3d_to_aflw_ypr(b.aflw_to_recon3d_ypr(gt)), gt, atol=1e-8)
+    # a prediction equal to the truth scores 0; a 5-degree yaw error scores 5 on yaw only (near frontal)
+    err, keep = b.standard_pose_mae(b.aflw_to_recon3d_ypr(gt), gt)
+    assert keep.all() and err.max() < 1e-6
+    front = np.array([[10.0, 5.0, -3.0]])
+    err, _ = b.standard_pose_mae(b.aflw_to_recon3d_ypr(front + [5.0, 0, 0]), front)
+    assert err[0] == pytest.approx([5.0, 0.0, 0.0], abs=0.5) and err[0, 0] > 4.5
+    # the papers' filter drops any image with one |angle| beyond 99 degrees, and wraps at 360
+    gt2 = np.array([[80.0, -92.0, -103.0], [20.0, 5.0, 0.0], [-3.0, 99.0, -99.0]])
+    err, keep = b.standard_pose_mae(b.aflw_to_recon3d_ypr(gt2), gt2)
+    assert keep.tolist() == [False, True, True]
+    assert (err[keep] < 1e-6).all()
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")  # constant fake poses
 def test_reannotated_column_and_json(aflw_dir, fake_chain, tmp_path, capsys):
     b = _bench()
@@ -119,6 +138,7 @@ def test_reannotated_column_and_json(aflw_dir, fake_chain, tmp_path, capsys):
     assert summ["nme_fit_re"][0] == pytest.approx(0, abs=1e-6)
     assert np.isnan(summ["nme_fit_re"][3])  # the (60,90] image lacks the points
     assert summ["nme_fit"][3] == pytest.approx(expect_pt3d, rel=1e-3)
+    assert summ["pose_mae_fit_standard"] > 0 and summ["pose_mae_detector_standard"] > 0
     # --from-json re-prints the same tables
     assert b.main(["x", "--from-json", str(out)]) == 0
     assert "1 images without them" in capsys.readouterr().out
