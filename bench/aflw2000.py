@@ -81,6 +81,12 @@ def aflw_to_recon3d_ypr(gt_ypr_deg: np.ndarray) -> np.ndarray:
     return np.degrees(np.stack([zyx[:, 1], zyx[:, 2], zyx[:, 0]], 1))
 
 
+def abs_angle_diff_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|a - b|`` in degrees, wrapped at 360 (so 179 and -179 are 2 apart)."""
+    err = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    return np.minimum(err, 360 - err)
+
+
 def recon3d_to_aflw_ypr(ypr_deg: np.ndarray) -> np.ndarray:
     """The inverse of :func:`aflw_to_recon3d_ypr`: recon3d (yaw, pitch, roll) degrees ``(N, 3)`` to
     AFLW2000's own convention (Rx(pitch) Ry(yaw) Rz(roll), y up)."""
@@ -103,8 +109,7 @@ def standard_pose_mae(pred_recon3d: np.ndarray, gt_aflw: np.ndarray) -> tuple[np
     keeps (all |ground-truth angles| <= :data:`STANDARD_POSE_LIMIT_DEG`). Returns ``(err (N, 3), keep
     (N,))``; errors wrap at 360 degrees."""
     gt = np.asarray(gt_aflw, dtype=np.float64).reshape(-1, 3)
-    err = np.abs(recon3d_to_aflw_ypr(pred_recon3d) - gt)
-    err = np.minimum(err, 360 - err)
+    err = abs_angle_diff_deg(recon3d_to_aflw_ypr(pred_recon3d), gt)
     keep = (np.abs(gt) <= STANDARD_POSE_LIMIT_DEG).all(1)
     return err, keep
 
@@ -279,8 +284,7 @@ def _report(rows: list[dict], label: str) -> dict:
                 continue
             pred = np.array([r[key] for r in have])
             gt = aflw_to_recon3d_ypr(np.array([r["gt_ypr"] for r in have]))
-            err = np.abs(pred - gt)
-            err = np.minimum(err, 360 - err)
+            err = abs_angle_diff_deg(pred, gt)
             geo = geodesic_deg(pred, gt)
             corr = [np.corrcoef(pred[:, k], gt[:, k])[0, 1] if len(have) > 2 else float("nan") for k in range(3)]
             print(f"pose MAE {name} (deg): yaw {err[:, 0].mean():.2f}  pitch {err[:, 1].mean():.2f}  roll {err[:, 2].mean():.2f}  "
@@ -288,8 +292,8 @@ def _report(rows: list[dict], label: str) -> dict:
             summ[f"pose_mae_{name}"] = float(err.mean())
             print(f"  geodesic rotation error (deg): mean {geo.mean():.2f}, median {np.median(geo):.2f}")
             absyaw = np.abs(np.array([r["gt_ypr"][0] for r in have]))
-            for a, b in BINS:
-                sel = (absyaw <= b) & ((absyaw > a) | (a == 0))
+            bin_sel = [((a, b), (absyaw <= b) & ((absyaw > a) | (a == 0))) for a, b in BINS]
+            for (a, b), sel in bin_sel:
                 if sel.any():
                     m = err[sel].mean(0)
                     print(f"  |yaw| [{a},{b}] (n={int(sel.sum())}): yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}  "
@@ -301,8 +305,8 @@ def _report(rows: list[dict], label: str) -> dict:
                       f"{STANDARD_POSE_LIMIT_DEG:g}, {int(keep.sum())} kept, {int((~keep).sum())} left out): "
                       f"yaw {m[0]:.2f}  pitch {m[1]:.2f}  roll {m[2]:.2f}  mean {m.mean():.2f}")
                 summ[f"pose_mae_{name}_standard"] = float(m.mean())
-                for a, b in BINS:
-                    sel = keep & (absyaw <= b) & ((absyaw > a) | (a == 0))
+                for (a, b), in_bin in bin_sel:
+                    sel = keep & in_bin
                     if sel.any():
                         print(f"    |yaw| [{a},{b}] (n={int(sel.sum())}): mean {s_err[sel].mean():.2f}")
         l1s = [r["l1"] for r in ok if np.isfinite(r["l1"])]
