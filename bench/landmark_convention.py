@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--detector", default="recon3d")
     ap.add_argument("--save-offsets", default=None, help="write the offsets fitted on all images (.npz)")
+    ap.add_argument("--alt-model", nargs="*", default=[], metavar="NPZ",
+                    help="models with the same mesh and another landmark embedding (e.g. from "
+                    "tools/learn_jaw_embedding.py): the same fits scored with their landmarks, one row each")
     args = ap.parse_args(argv)
     if args.folds < 2:
         ap.error("--folds must be >= 2")
@@ -94,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ReconstructConfig(fit=FitConfig(photo=False, dynamic_contour=False), photometric=False, texture_size=64)
     Xs, Ks, Rs, gts, yaws, missing = [], [], [], [], [], 0
     model = None
+    from recon3d.morphable import load_model
+
+    alts = [load_model(a) for a in args.alt_model]
+    Xalt: list[list[np.ndarray]] = [[] for _ in alts]
     for p in tqdm(imgs, desc="fit", unit="img"):
         mat = sio.loadmat(p.with_suffix(".mat"))
         loaded = load_image(p)
@@ -106,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         f = rec.fit
         X_model = model.landmarks(f.verts_model)[0]
         Xs.append(f.camera.to_cam(X_model[None])[0].double().numpy())
+        for a, xa in zip(alts, Xalt, strict=True):
+            if a.mean.shape != model.mean.shape:
+                print(f"error: --alt-model {a.name} has {a.mean.shape[0]} vertices, the fitted model "
+                      f"{model.mean.shape[0]}", file=sys.stderr)
+                return 2
+            xa.append(f.camera.to_cam(a.landmarks(f.verts_model)[0][None])[0].double().numpy())
         Ks.append(f.camera.K[0].double().numpy())
         Rs.append(f.camera.R[0].double().numpy())
         gts.append(mat["pt3d_68"][:2].T.astype(np.float64))
@@ -128,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(left out), {args.folds}-fold cross-validation of per-landmark 3-D offsets")
     head = f"{'NME (%)':<34}{'all':>7}" + "".join(f"{f'[{a},{b}]':>10}" for a, b in BINS)
     print(head)
-    for name, v in (("recon3d landmark definition", raw), ("dataset-fitted offsets (held out)", adapted)):
+    rows = [("recon3d landmark definition", raw)]
+    rows += [(f"--alt-model {Path(a).name}", nme(_project(np.stack(xa), K), gt)) for a, xa in zip(args.alt_model, Xalt, strict=True)]
+    rows.append(("dataset-fitted offsets (held out)", adapted))
+    for name, v in rows:
         cells = [v.mean()] + [v[(yaw <= b) & ((yaw > a) | (a == 0))].mean() for a, b in BINS]
         print(f"{name:<34}" + "".join(f"{c * 100:>{7 if i == 0 else 10}.2f}" for i, c in enumerate(cells)))
     print("mean offset per group (all images, mm): "

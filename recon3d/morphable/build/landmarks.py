@@ -63,7 +63,8 @@ def learn_embedding(
         P: (N,V,2) per-image vertex positions in pixels (already mirror-augmented by the caller).
         G: (N,68,2) manual landmarks, 0-based pixels (mirror-augmented alike).
         faces: (F,3); sym: (V,) vertex mirror map; mirror_face: (F,) face mirror map.
-        frontal: (N,) bool, images used for the jaw points 0..16 (the others use all images).
+        frontal: (N,) bool, images used for the jaw points 0..16 (the others use all images); or (N, 17),
+            one selection per jaw point (point ``k``'s column is used for it and for its mirror).
         widths: (N,) normalisation length per image (sqrt(w*h) of the landmark box).
     Returns:
         ``(lmk_faces (68,), lmk_bary (68,3), rms (68,))``; rms is the normalised residual per landmark.
@@ -86,7 +87,7 @@ def learn_embedding(
         if k in done:
             continue
         m = IBUG68_MIRROR[k]
-        sel = frontal if k < 17 else np.ones(len(P), bool)
+        sel = (frontal if frontal.ndim == 1 else frontal[:, k]) if k < 17 else np.ones(len(P), bool)
         Pk, Gk = Pn[sel], Gn[sel, k]
         # Per-vertex mean squared distance, to pick candidate triangles.
         cost_v = (Pk**2).sum((0, 2)) - 2 * np.einsum("nvc,nc->v", Pk, Gk) + (Gk**2).sum()
@@ -120,7 +121,7 @@ def learn_embedding(
                     best = (c, f, bary)
             c, f, bary = best
         lmk_faces[k], lmk_bary[k] = f, bary
-        rms[k] = np.sqrt(c / sel.sum())
+        rms[k] = np.sqrt(max(c, 0.0) / sel.sum())  # the expanded cost can round below 0
         done.add(k)
         if m != k:
             fm = int(mirror_face[f])
