@@ -185,7 +185,7 @@ def parse_detector(spec: str) -> tuple[str, str | None, bool]:
     return backend, reg or None, posefit
 
 
-def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
+def _run_one(p, det_backend, cfg, gt, row, gt_re=None, model=None):
     from recon3d.detect import detect_faces
     from recon3d.errors import Recon3DError
     from recon3d.io import load_image
@@ -205,9 +205,10 @@ def _run_one(p, det_backend, cfg, gt, row, gt_re=None):
         if dets[0].pose_deg is not None:
             row["ypr_det"] = dets[0].pose_deg.numpy().tolist()
         if cfg.fit_init_pose == "regressor":  # detect again inside, so the detection's pose reaches the fit
-            rec = reconstruct_all(loaded, config=cfg)[0]
+            rec = reconstruct_all(loaded, config=cfg, model=model)[0]
         else:
-            rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg, landmarks_3d=dets[0].landmarks_3d)[0]
+            rec = reconstruct_all(loaded, landmarks=dets[0].lmk_px, config=cfg, landmarks_3d=dets[0].landmarks_3d,
+                                  model=model)[0]
         _score(row, "fit", rec.fit.lmk_px[0].detach().cpu().numpy().astype(np.float64), gt, gt_re)
         row["ypr"] = rec.fit.pose_deg[0].detach().cpu().numpy().tolist()
         if rec.fit.face_mask is not None:
@@ -341,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture", choices=("poisson", "net"), default="poisson",
                     help="texture completion of the reconstructions (Table 4.2 columns; default poisson)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None,
+                    help="morphable model .npz to fit (default: the shipped default model), e.g. another landmark embedding")
     ap.add_argument("--json", default=None, help="write per-image results (landmarks, NMEs, pose) here")
     ap.add_argument("--reannotated", default=None,
                     help="re-annotated 68 points (.npz: names, pts68 (N,2,68)); default DATA_DIR/reannotated_pts68.npz")
@@ -379,6 +382,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {re_path}", file=sys.stderr)
         return 2
     reannotated = load_reannotated(re_path)
+    model = None
+    if args.model:
+        from recon3d.errors import Recon3DError
+        from recon3d.morphable import load_model
+
+        try:
+            model = load_model(args.model)
+        except Recon3DError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     rows: dict[str, list[dict]] = {d: [] for d in args.detector}
     t_start = time.perf_counter()
     for i, p in enumerate(imgs):
@@ -392,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                    "gt_ypr_recon3d": aflw_to_recon3d_ypr(gt_ypr)[0].tolist(),
                    "has_reannotated": gt_re is not None, "gt_pt3d_px": np.round(gt, 3).tolist(),
                    "gt_re_px": None if gt_re is None else np.round(gt_re, 3).tolist()}
-            _run_one(p, cfgs[d].detector, cfgs[d], gt, row, gt_re)
+            _run_one(p, cfgs[d].detector, cfgs[d], gt, row, gt_re, model)
             rows[d].append(row)
         if (i + 1) % 25 == 0 or i + 1 == len(imgs):
             msg = "  ".join(

@@ -67,17 +67,20 @@ def fake_chain(monkeypatch):
     import recon3d.reconstruct
 
     pred = torch.tensor(_reannotated(_pt3d()), dtype=torch.float32)
+    models_seen: list = []
 
     def detect_faces(image, backend=None, **kw):
         return [SimpleNamespace(lmk_px=pred.clone(), method="fake", pose_deg=torch.tensor([1.0, 2.0, 3.0]),
                                 landmarks_3d=None)]
 
-    def reconstruct_all(loaded, landmarks=None, config=None, landmarks_3d=None):
+    def reconstruct_all(loaded, landmarks=None, config=None, landmarks_3d=None, model=None):
+        models_seen.append(model)
         fit = SimpleNamespace(lmk_px=pred[None].clone(), pose_deg=torch.tensor([[4.0, 5.0, 6.0]]), face_mask=None)
         return [SimpleNamespace(fit=fit)]
 
     monkeypatch.setattr(recon3d.detect, "detect_faces", detect_faces)
     monkeypatch.setattr(recon3d.reconstruct, "reconstruct_all", reconstruct_all)
+    return models_seen
 
 
 def test_nme_box_of_uses_the_given_box():
@@ -154,3 +157,21 @@ def test_no_npz_no_column(aflw_dir, fake_chain, tmp_path, capsys):
     rows = json.loads(out.read_text())["recon3d"]
     assert all(not r["has_reannotated"] and "nme_det_re" not in r for r in rows)
     assert b.main([str(aflw_dir), "--reannotated", str(aflw_dir / "missing.npz")]) == 2
+
+
+def test_model_option(aflw_dir, fake_chain, tmp_path, capsys):
+    """--model reaches every fit; a file that is not a model is a one-line error and exit 2."""
+    from recon3d.assets import resolve
+    from recon3d.morphable.default import DEFAULT_MODEL_NAME
+
+    b = _bench()
+    assert b.main([str(aflw_dir), "--no-photometric", "--threads", "1"]) == 0
+    assert fake_chain == [None] * 3
+    fake_chain.clear()
+    assert b.main([str(aflw_dir), "--no-photometric", "--threads", "1", "--model", str(resolve(DEFAULT_MODEL_NAME))]) == 0
+    assert len(fake_chain) == 3 and all(m is not None and m.lmk_faces.shape == (68,) for m in fake_chain)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    capsys.readouterr()
+    assert b.main([str(aflw_dir), "--model", str(bad)]) == 2
+    assert "error:" in capsys.readouterr().err
